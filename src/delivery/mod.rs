@@ -1,0 +1,15 @@
+//! Getting events out: the request path's non-blocking hand-off, the background worker,
+//! and the counters that account for every event.
+//!
+//! The request path only ever calls [`Recorder::record`], which never awaits, never takes
+//! a lock and never fails the request: a full queue drops the exchange and counts it.
+//! Everything slow (building events, serialising, writing to a sink) happens in the worker.
+
+mod recorder;
+mod stats;
+mod worker;
+
+pub(crate) use recorder::{Envelope, Recorder};
+pub(crate) use stats::{Counters, DropReason};
+pub use stats::{Dropped, ShutdownReport, Stats};
+pub(crate) use worker::{WorkerConfig, run};

@@ -1,0 +1,148 @@
+//! The hand-off from the request path to the worker: a bounded queue fed by `try_send`.
+//!
+//! Owns the queue's two bounds (entries and retained bytes) and the drop accounting of
+//! anything that never reaches the worker. Never awaits, never locks, never panics, and
+//! logs an overload once per episode rather than once per event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::stats::{Counters, DropReason};
+use crate::exchange::Finished;
+
+/// What travels to the worker.
+pub(crate) enum Envelope {
+    Exchange(Queued),
+    /// Deliver everything before this point, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A finished exchange in the queue. If it is dropped before the worker takes it (the
+/// worker stopped), its events are counted as lost to shutdown.
+pub(crate) struct Queued {
+    finished: Option<Finished>,
+    bytes: usize,
+    counters: Arc<Counters>,
+}
+
+impl Queued {
+    /// Takes the exchange out of the queue's accounting and into the worker's.
+    pub(crate) fn take(mut self) -> Option<Finished> {
+        let finished = self.finished.take()?;
+        self.counters.queued_bytes.fetch_sub(self.bytes, Relaxed);
+        self.counters
+            .in_worker
+            .fetch_add(finished.calls.len() as u64, Relaxed);
+        Some(finished)
+    }
+
+    fn discard(&mut self, reason: DropReason) {
+        if let Some(finished) = self.finished.take() {
+            self.counters.queued_bytes.fetch_sub(self.bytes, Relaxed);
+            self.counters.dropped(reason, finished.calls.len() as u64);
+        }
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.discard(DropReason::Shutdown);
+    }
+}
+
+/// The request path's handle on the queue.
+pub(crate) struct Recorder {
+    tx: mpsc::Sender<Envelope>,
+    counters: Arc<Counters>,
+    max_queued_bytes: usize,
+    closed: AtomicBool,
+    overloaded: AtomicBool,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    pub(crate) fn new(
+        tx: mpsc::Sender<Envelope>,
+        counters: Arc<Counters>,
+        max_queued_bytes: usize,
+    ) -> Self {
+        Self {
+            tx,
+            counters,
+            max_queued_bytes,
+            closed: AtomicBool::new(false),
+            overloaded: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    pub(crate) fn sender(&self) -> &mpsc::Sender<Envelope> {
+        &self.tx
+    }
+
+    /// From now on every record is counted as lost to shutdown.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Relaxed);
+    }
+
+    /// Hands a finished exchange to the worker, or counts it as dropped. Never blocks.
+    pub(crate) fn record(&self, finished: Finished) {
+        let events = finished.calls.len() as u64;
+        if events == 0 {
+            return;
+        }
+        let bytes = finished.retained_bytes();
+        let mut queued = Queued {
+            finished: Some(finished),
+            bytes,
+            counters: Arc::clone(&self.counters),
+        };
+        if self.closed.load(Relaxed) {
+            self.counters.recorded(events);
+            queued.discard(DropReason::Shutdown);
+            return;
+        }
+        let before = self.counters.queued_bytes.fetch_add(bytes, Relaxed);
+        if before.saturating_add(bytes) > self.max_queued_bytes {
+            self.counters.recorded(events);
+            queued.discard(DropReason::QueueFull);
+            self.overload();
+            return;
+        }
+        // Counted after the send so that a worker stopping concurrently counts the
+        // exchange exactly once (through the queue entry's drop).
+        match self.tx.try_send(Envelope::Exchange(queued)) {
+            Ok(()) => {
+                self.counters.recorded(events);
+                self.overloaded.store(false, Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(Envelope::Exchange(mut queued))) => {
+                self.counters.recorded(events);
+                queued.discard(DropReason::QueueFull);
+                self.overload();
+            }
+            Err(error) => {
+                self.counters.recorded(events);
+                drop(error);
+            }
+        }
+    }
+
+    fn overload(&self) {
+        if !self.overloaded.swap(true, Relaxed) {
+            tracing::warn!(
+                "mcp analytics queue is full: events are being dropped (see stats().dropped.queue_full)"
+            );
+        }
+    }
+}

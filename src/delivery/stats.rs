@@ -1,0 +1,174 @@
+//! Counters for every event the layer saw, and the public [`Stats`] snapshot.
+//!
+//! Owns the accounting invariant: `recorded = delivered + dropped.total() + in_queue`.
+//! Never decides anything; it only counts.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use serde::Serialize;
+
+/// Why events were lost.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DropReason {
+    QueueFull,
+    CallCap,
+    SinkError,
+    Shutdown,
+}
+
+/// Live counters shared by the recorder, the worker and the layer handle.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    recorded: AtomicU64,
+    delivered: AtomicU64,
+    queue_full: AtomicU64,
+    call_cap: AtomicU64,
+    sink_error: AtomicU64,
+    shutdown: AtomicU64,
+    requests_unparsed: AtomicU64,
+    /// Events the worker has taken off the queue and not yet delivered or dropped.
+    pub(crate) in_worker: AtomicU64,
+    /// Bytes kept alive by queued exchanges.
+    pub(crate) queued_bytes: AtomicUsize,
+}
+
+impl Counters {
+    pub(crate) fn recorded(&self, n: u64) {
+        self.recorded.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn delivered(&self, n: u64) {
+        self.delivered.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
+        let counter = match reason {
+            DropReason::QueueFull => &self.queue_full,
+            DropReason::CallCap => &self.call_cap,
+            DropReason::SinkError => &self.sink_error,
+            DropReason::Shutdown => &self.shutdown,
+        };
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn unparsed_request(&self) {
+        self.requests_unparsed.fetch_add(1, Relaxed);
+    }
+
+    /// Counts the events a stopped worker still held as lost to shutdown.
+    pub(crate) fn abandon_in_worker(&self) {
+        let n = self.in_worker.swap(0, Relaxed);
+        self.dropped(DropReason::Shutdown, n);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let dropped = Dropped {
+            queue_full: self.queue_full.load(Relaxed),
+            call_cap: self.call_cap.load(Relaxed),
+            sink_error: self.sink_error.load(Relaxed),
+            shutdown: self.shutdown.load(Relaxed),
+        };
+        let recorded = self.recorded.load(Relaxed);
+        let delivered = self.delivered.load(Relaxed);
+        Stats {
+            recorded,
+            delivered,
+            in_queue: recorded.saturating_sub(delivered + dropped.total()),
+            dropped,
+            requests_unparsed: self.requests_unparsed.load(Relaxed),
+        }
+    }
+}
+
+/// A snapshot of the layer's counters.
+///
+/// `recorded = delivered + dropped.total() + in_queue` (`in_queue` includes events being
+/// written to the sink). Counters only grow.
+///
+/// ```
+/// use tower_mcp_analytics::{AnalyticsLayer, MemorySink};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AnalyticsLayer::new(MemorySink::new());
+/// let stats = layer.stats();
+/// assert_eq!(stats.recorded, stats.delivered + stats.dropped.total() + stats.in_queue);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events the layer produced (one per MCP request or notification observed).
+    pub recorded: u64,
+    /// Events a sink accepted.
+    pub delivered: u64,
+    /// Events queued or being delivered.
+    pub in_queue: u64,
+    /// Events lost, by reason.
+    pub dropped: Dropped,
+    /// POST JSON requests whose body was not JSON-RPC (malformed, too deep, not UTF-8) or
+    /// too large to read, and that carried no `Mcp-Method` header to fall back on. They
+    /// produce no event; the request itself passes through untouched.
+    pub requests_unparsed: u64,
+}
+
+/// Events lost, by reason.
+///
+/// ```
+/// use tower_mcp_analytics::Dropped;
+///
+/// assert_eq!(Dropped::default().total(), 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Dropped {
+    /// The queue between the request path and the worker was full.
+    pub queue_full: u64,
+    /// Batch entries beyond the per-request cap (`max_calls_per_request`).
+    pub call_cap: u64,
+    /// The sink returned an error or panicked.
+    pub sink_error: u64,
+    /// Recorded after shutdown began, or still queued when its deadline passed.
+    pub shutdown: u64,
+}
+
+impl Dropped {
+    /// All events lost.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::Dropped;
+    /// let dropped = Dropped::default();
+    /// assert_eq!(dropped.total(), dropped.queue_full + dropped.call_cap + dropped.sink_error + dropped.shutdown);
+    /// ```
+    pub fn total(&self) -> u64 {
+        self.queue_full + self.call_cap + self.sink_error + self.shutdown
+    }
+}
+
+/// What [`AnalyticsLayer::shutdown`](crate::AnalyticsLayer::shutdown) achieved.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_mcp_analytics::{AnalyticsLayer, MemorySink};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AnalyticsLayer::new(MemorySink::new());
+/// let report = layer.shutdown(Duration::from_secs(1)).await;
+/// assert!(report.flushed);
+/// assert_eq!(report.stats.in_queue, 0);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Everything queued before shutdown reached the sink (or was counted as dropped by
+    /// the sink) before the deadline.
+    pub flushed: bool,
+    /// The counters once the worker stopped.
+    pub stats: Stats,
+}
+
+impl ShutdownReport {
+    pub(crate) fn new(flushed: bool, stats: Stats) -> Self {
+        Self { flushed, stats }
+    }
+}

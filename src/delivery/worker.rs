@@ -1,0 +1,93 @@
+//! The background worker: turns finished exchanges into events and hands them to the sink.
+//!
+//! Owns everything slow: building events (reading results, deriving ids, formatting
+//! times), batching, and calling the sink. A sink that errors or panics loses only the
+//! batch it was given, counted; the worker carries on. Never touches a request.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+use super::recorder::Envelope;
+use super::stats::{Counters, DropReason};
+use crate::event::{Event, build};
+use crate::sink::Sink;
+
+/// How the worker batches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkerConfig {
+    /// Most events handed to the sink in one call.
+    pub(crate) batch_size: usize,
+}
+
+/// Runs until every sender is gone (the layer and its services were dropped) or the task
+/// is aborted by shutdown.
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Envelope>,
+    sink: Arc<dyn Sink>,
+    counters: Arc<Counters>,
+    config: WorkerConfig,
+) {
+    let batch_size = config.batch_size.max(1);
+    let mut envelopes = Vec::with_capacity(64);
+    let mut events: Vec<Event> = Vec::new();
+    while rx.recv_many(&mut envelopes, 64).await > 0 {
+        for envelope in envelopes.drain(..) {
+            match envelope {
+                Envelope::Exchange(queued) => {
+                    if let Some(finished) = queued.take() {
+                        events.extend(build::events(finished));
+                    }
+                    if events.len() >= batch_size {
+                        deliver(&*sink, &counters, &mut events, batch_size).await;
+                    }
+                }
+                Envelope::Flush(ack) => {
+                    deliver(&*sink, &counters, &mut events, batch_size).await;
+                    let _ = ack.send(());
+                }
+            }
+        }
+        deliver(&*sink, &counters, &mut events, batch_size).await;
+    }
+}
+
+async fn deliver(sink: &dyn Sink, counters: &Counters, events: &mut Vec<Event>, batch_size: usize) {
+    for batch in events.chunks(batch_size) {
+        let n = batch.len() as u64;
+        match CatchUnwind(sink.send(batch)).await {
+            Ok(Ok(())) => counters.delivered(n),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, events = n, "mcp analytics sink failed; events dropped");
+                counters.dropped(DropReason::SinkError, n);
+            }
+            Err(()) => {
+                tracing::error!(events = n, "mcp analytics sink panicked; events dropped");
+                counters.dropped(DropReason::SinkError, n);
+            }
+        }
+        counters.in_worker.fetch_sub(n, Relaxed);
+    }
+    events.clear();
+}
+
+/// Polls a future, turning a panic into `Err(())`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Building [`Event`]s from a finished exchange. Runs in the worker, never on the request
+//! path: this is where results are read in depth and values are allocated.
+
+use http::StatusCode;
+
+use super::ids::{derived_id, new_id};
+use super::time::rfc3339_millis;
+use super::{Event, EventError, Outcome};
+use crate::exchange::{Call, End, Finished};
+use crate::protocol::jsonrpc::{ResponseParts, error_parts, find_response, result_flags};
+
+/// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
+const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
+
+/// The events of one exchange, in request order.
+pub(crate) fn events(finished: Finished) -> Vec<Event> {
+    let timestamp = rfc3339_millis(finished.info.timestamp);
+    let session_id = finished
+        .info
+        .mcp_session
+        .as_deref()
+        .map(|raw| derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes()));
+    finished
+        .calls
+        .iter()
+        .map(|call| {
+            let (outcome, result, error) = resolve(call, &finished);
+            let message = &call.message;
+            Event {
+                id: new_id("evt", finished.info.timestamp),
+                event_type: format!("mcp:{}", message.method),
+                timestamp: timestamp.clone(),
+                duration_ms: call.elapsed.as_secs_f64() * 1000.0,
+                method: message.method.to_string(),
+                resource_name: message.name.as_deref().map(String::from),
+                request_id: message.id.as_ref().map(|id| id.to_json()),
+                arguments: message
+                    .arguments
+                    .as_ref()
+                    .and_then(|raw| serde_json::from_slice(raw).ok()),
+                result,
+                outcome,
+                is_error: outcome.is_error(),
+                error,
+                protocol_version: finished
+                    .info
+                    .protocol_version
+                    .as_deref()
+                    .or(message.protocol_version.as_deref())
+                    .map(String::from),
+                client_name: message.client_name.as_deref().map(String::from),
+                client_version: message.client_version.as_deref().map(String::from),
+                session_id: session_id.clone(),
+                user: None,
+                http_status: finished.status.map(|s| s.as_u16()),
+                response_kind: finished.response_kind,
+                progress_notifications: call.progress,
+                log_notifications: call.logs,
+                batch: finished.info.batch,
+                traceparent: message.traceparent.as_deref().map(String::from),
+                tags: Default::default(),
+                properties: None,
+            }
+        })
+        .collect()
+}
+
+type Resolution = (Outcome, Option<serde_json::Value>, Option<EventError>);
+
+fn resolve(call: &Call, finished: &Finished) -> Resolution {
+    let status = finished.status;
+    let payload = match &call.end {
+        Some(End::Payload(bytes)) => Some(&bytes[..]),
+        Some(End::Body) => finished.body.as_deref(),
+        Some(End::Accepted) => return (Outcome::Accepted, None, None),
+        Some(End::HttpError) => return (Outcome::HttpError, None, Some(http_error(status))),
+        Some(End::TooLarge) => {
+            return failure(
+                Outcome::TooLarge,
+                "the answer exceeded the response capture limit",
+            );
+        }
+        Some(End::Cancelled) => {
+            return failure(Outcome::Cancelled, "the client went away before the answer");
+        }
+        Some(End::NoResponse) | None => None,
+    };
+    match payload.and_then(|bytes| find_response(bytes, call.message.id.as_ref())) {
+        Some(parts) => answered(parts),
+        None if status.is_some_and(|s| !s.is_success()) => {
+            (Outcome::HttpError, None, Some(http_error(status)))
+        }
+        None => failure(Outcome::NoResponse, "the response ended without an answer"),
+    }
+}
+
+fn answered(parts: ResponseParts<'_>) -> Resolution {
+    if let Some(raw) = parts.error {
+        let error = error_parts(raw);
+        let message = error.message.unwrap_or_else(|| "JSON-RPC error".to_owned());
+        let error = EventError {
+            code: error.code,
+            message,
+            data: error.data,
+        };
+        return (Outcome::Error, None, Some(error));
+    }
+    let Some(raw) = parts.result else {
+        return (Outcome::Success, None, None);
+    };
+    let flags = result_flags(raw);
+    let result: Option<serde_json::Value> = serde_json::from_str(raw.get()).ok();
+    if flags.input_required {
+        (Outcome::InputRequired, result, None)
+    } else if flags.is_error {
+        let message = result
+            .as_ref()
+            .and_then(first_text)
+            .unwrap_or_else(|| "the tool reported an error".to_owned());
+        let error = EventError {
+            code: None,
+            message,
+            data: None,
+        };
+        (Outcome::ToolError, result, Some(error))
+    } else {
+        (Outcome::Success, result, None)
+    }
+}
+
+/// The first text content block of a tool result.
+fn first_text(result: &serde_json::Value) -> Option<String> {
+    result
+        .get("content")?
+        .as_array()?
+        .iter()
+        .find(|block| block.get("type").and_then(|t| t.as_str()) == Some("text"))?
+        .get("text")?
+        .as_str()
+        .map(String::from)
+}
+
+fn failure(outcome: Outcome, message: &str) -> Resolution {
+    let error = EventError {
+        code: None,
+        message: message.to_owned(),
+        data: None,
+    };
+    (outcome, None, Some(error))
+}
+
+fn http_error(status: Option<StatusCode>) -> EventError {
+    let message = match status {
+        Some(status) => format!("HTTP {status}"),
+        None => "HTTP error".to_owned(),
+    };
+    EventError {
+        code: None,
+        message,
+        data: None,
+    }
+}

@@ -1,0 +1,257 @@
+//! [`Event`]: the documented record of one MCP request or notification.
+//!
+//! Owns the wire format every sink receives (serde, snake_case, optional fields omitted
+//! when empty) and the conversion from what the request path observed into events, which
+//! runs in the background worker. Never runs on the request path.
+
+pub(crate) mod build;
+pub(crate) mod ids;
+pub(crate) mod time;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One MCP request (or client notification) as seen by the layer, ready for a sink.
+///
+/// Serialised as a JSON object with these snake_case keys; fields that are `None` or
+/// empty are omitted.
+///
+/// ```
+/// use tower_mcp_analytics::{Event, Outcome};
+///
+/// let line = r#"{"id":"evt_2Lr2TGI5bfx1G1SRRoMh0rm3bWo","event_type":"mcp:tools/call",
+///     "timestamp":"2026-11-22T10:00:00.000Z","duration_ms":1.5,"method":"tools/call",
+///     "resource_name":"echo","outcome":"success","is_error":false,
+///     "progress_notifications":0,"log_notifications":0,"batch":false}"#;
+/// let event: Event = serde_json::from_str(line)?;
+/// assert_eq!(event.resource_name.as_deref(), Some("echo"));
+/// assert_eq!(event.outcome, Outcome::Success);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Event {
+    /// Unique event id: `evt_` followed by 27 base62 characters, time-sortable.
+    pub id: String,
+    /// `mcp:` followed by the JSON-RPC method, e.g. `mcp:tools/call`, `mcp:initialize`.
+    pub event_type: String,
+    /// When the request arrived, RFC 3339 in UTC with milliseconds.
+    pub timestamp: String,
+    /// Milliseconds from the request's arrival to its response message (or to the moment
+    /// the outcome was known: stream end, cancellation).
+    pub duration_ms: f64,
+    /// The JSON-RPC method, e.g. `tools/call`.
+    pub method: String,
+    /// Tool name (`tools/call`), prompt name (`prompts/get`) or resource URI
+    /// (`resources/read`, `resources/subscribe`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// The JSON-RPC id of the request (absent for notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Value>,
+    /// `params.arguments` of the request, when it had any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Value>,
+    /// The JSON-RPC `result` of the response, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// What happened; see [`Outcome`].
+    pub outcome: Outcome,
+    /// True for every outcome but [`Outcome::Success`], [`Outcome::InputRequired`] and
+    /// [`Outcome::Accepted`].
+    pub is_error: bool,
+    /// Error details: the JSON-RPC error, or a description of an HTTP or transport failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EventError>,
+    /// `MCP-Protocol-Version` header, else the version in `_meta` or `initialize` params.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+    /// The AI client's self-reported name (e.g. `claude-ai`, `cursor-vscode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The AI client's self-reported version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// The session this event belongs to: `ses_` followed by 27 base62 characters. With an
+    /// `Mcp-Session-Id` header it is derived from that header (never the raw value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Who made the request, when the server identified the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserIdentity>,
+    /// The HTTP status of the response (absent when the client left before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// How the response was framed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_kind: Option<ResponseKind>,
+    /// `notifications/progress` messages seen for this request.
+    pub progress_notifications: u32,
+    /// `notifications/message` (log) messages seen for this request.
+    pub log_notifications: u32,
+    /// The request was part of a JSON-RPC batch array (protocol 2025-03-26).
+    pub batch: bool,
+    /// W3C trace context from `params._meta.traceparent`, to join traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Short string labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Free-form JSON properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<Value>,
+}
+
+/// How a request ended.
+///
+/// ```
+/// use tower_mcp_analytics::Outcome;
+///
+/// assert_eq!(serde_json::to_string(&Outcome::ToolError)?, r#""tool_error""#);
+/// assert!(Outcome::ToolError.is_error());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A result came back.
+    Success,
+    /// A result came back with `isError: true` (the tool ran and failed).
+    ToolError,
+    /// A JSON-RPC error came back (unknown tool, invalid params, ...).
+    Error,
+    /// A result with `resultType: "input_required"` (2026-07-28): the server asked the
+    /// client for input; the client retries with a new request.
+    InputRequired,
+    /// The HTTP response was an error status with no JSON-RPC answer (406, 413, 415, ...).
+    HttpError,
+    /// A notification the server accepted (`202 Accepted`).
+    Accepted,
+    /// The response ended without an answer to this request.
+    NoResponse,
+    /// The client went away (the response was dropped) before the answer.
+    Cancelled,
+    /// The answer was larger than the response capture limit, so it was not read.
+    TooLarge,
+}
+
+impl Outcome {
+    /// Whether this outcome counts as an error in [`Event::is_error`].
+    ///
+    /// ```
+    /// use tower_mcp_analytics::Outcome;
+    ///
+    /// assert!(!Outcome::Success.is_error());
+    /// assert!(Outcome::Cancelled.is_error());
+    /// ```
+    pub fn is_error(self) -> bool {
+        !matches!(self, Self::Success | Self::InputRequired | Self::Accepted)
+    }
+}
+
+/// How a response was framed.
+///
+/// ```
+/// use tower_mcp_analytics::ResponseKind;
+///
+/// assert_eq!(serde_json::to_string(&ResponseKind::Sse)?, r#""sse""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ResponseKind {
+    /// `application/json`.
+    Json,
+    /// `text/event-stream`.
+    Sse,
+    /// No body (e.g. `202 Accepted`).
+    Empty,
+    /// Any other content type.
+    Other,
+}
+
+/// Error details of an event.
+///
+/// ```
+/// use tower_mcp_analytics::EventError;
+///
+/// let error: EventError = serde_json::from_str(r#"{"code":-32601,"message":"Method not found"}"#)?;
+/// assert_eq!(error.code, Some(-32601));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EventError {
+    /// The JSON-RPC error code, when the error was a JSON-RPC error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// A human-readable message.
+    pub message: String,
+    /// The JSON-RPC error's `data`, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+/// A user, as the server's `identify` hook names them.
+///
+/// ```
+/// use tower_mcp_analytics::UserIdentity;
+///
+/// let user = UserIdentity::new("user-42").with_name("Ada");
+/// assert_eq!(user.id, "user-42");
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct UserIdentity {
+    /// A stable id for the user.
+    pub id: String,
+    /// A display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Any JSON data about the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl UserIdentity {
+    /// A user known by id only.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::UserIdentity;
+    /// assert_eq!(UserIdentity::new("u1").name, None);
+    /// ```
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            data: None,
+        }
+    }
+
+    /// Adds a display name.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::UserIdentity;
+    /// assert_eq!(UserIdentity::new("u1").with_name("Ada").name.as_deref(), Some("Ada"));
+    /// ```
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds JSON data.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::UserIdentity;
+    /// let user = UserIdentity::new("u1").with_data(serde_json::json!({"plan": "pro"}));
+    /// assert_eq!(user.data.unwrap()["plan"], "pro");
+    /// ```
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = Some(data);
+        self
+    }
+}

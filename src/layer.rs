@@ -1,0 +1,383 @@
+//! [`AnalyticsLayer`]: configuration, the background worker's lifetime, and the handle
+//! users keep for `stats`, `flush` and `shutdown`.
+//!
+//! Owns the builder and its defaults, and starting the worker (on the current tokio
+//! runtime, or on a small thread of its own when built outside one). Never touches a
+//! request: that is [`AnalyticsService`]'s job.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tower_layer::Layer;
+
+use crate::delivery::{self, Counters, Envelope, Recorder, ShutdownReport, Stats, WorkerConfig};
+use crate::service::AnalyticsService;
+use crate::sink::{JsonLinesSink, Sink};
+
+/// Default most bytes of a request body read before the request reaches the server.
+pub const DEFAULT_CAPTURE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Request-path settings shared by every service the layer builds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) capture_limit: usize,
+    pub(crate) response_capture_limit: usize,
+    pub(crate) max_calls_per_request: usize,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) recorder: Arc<Recorder>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A tower [`Layer`] that turns the MCP traffic of an HTTP server into analytics events.
+///
+/// Put it in front of any tower HTTP MCP service (axum, hyper, rmcp's
+/// `StreamableHttpService`): requests and responses pass through byte for byte, and
+/// each JSON-RPC request or notification becomes an [`Event`](crate::Event) delivered by a
+/// background worker to the configured [`Sink`]. Clones share one worker and one set of
+/// counters.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::post};
+/// use tower_mcp_analytics::{AnalyticsLayer, JsonLinesSink};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let analytics = AnalyticsLayer::new(JsonLinesSink::stdout());
+/// let app: Router = Router::new()
+///     .route("/mcp", post(|| async { "an MCP server goes here" }))
+///     .layer(analytics.clone());
+/// // ... serve `app`; on shutdown:
+/// let report = analytics.shutdown(Duration::from_secs(5)).await;
+/// assert!(report.flushed);
+/// # }
+/// ```
+///
+/// Dropping every clone of the layer and of the services it built lets the worker deliver
+/// what is queued and stop on its own, provided the runtime keeps running; call
+/// [`shutdown`](Self::shutdown) to wait for that with a deadline.
+#[derive(Clone)]
+pub struct AnalyticsLayer {
+    shared: Arc<Shared>,
+}
+
+impl AnalyticsLayer {
+    /// A layer with default settings delivering to `sink`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::new(tower_mcp_analytics::MemorySink::new());
+    /// # }
+    /// ```
+    pub fn new(sink: impl Sink) -> Self {
+        Self::builder().sink(sink).build()
+    }
+
+    /// A builder with every default: JSON lines to stdout, 4 MiB capture limits, 100 calls
+    /// per request, a queue of 10,000 exchanges or 16 MiB.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .capture_limit(1024 * 1024)
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn builder() -> AnalyticsLayerBuilder {
+        AnalyticsLayerBuilder::default()
+    }
+
+    /// The counters so far: recorded, delivered, queued and dropped by reason.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::new(tower_mcp_analytics::MemorySink::new());
+    /// assert_eq!(layer.stats().recorded, 0);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.shared.recorder.counters().snapshot()
+    }
+
+    /// Waits until everything recorded before this call has been handed to the sink.
+    /// Returns at once if the worker has stopped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::new(tower_mcp_analytics::MemorySink::new());
+    /// layer.flush().await;
+    /// # }
+    /// ```
+    pub async fn flush(&self) {
+        let (ack, acked) = oneshot::channel();
+        if self
+            .shared
+            .recorder
+            .sender()
+            .send(Envelope::Flush(ack))
+            .await
+            .is_ok()
+        {
+            let _ = acked.await;
+        }
+    }
+
+    /// Stops recording, delivers what is queued within `timeout`, stops the worker and
+    /// reports. Events recorded afterwards, and events still queued at the deadline, are
+    /// counted as `dropped.shutdown`. Calling it again returns the final counters.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::new(tower_mcp_analytics::MemorySink::new());
+    /// let report = layer.shutdown(Duration::from_secs(5)).await;
+    /// assert_eq!(report.stats.dropped.total(), 0);
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let recorder = &self.shared.recorder;
+        recorder.close();
+        let worker = self
+            .shared
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(worker) = worker else {
+            return ShutdownReport::new(true, self.stats());
+        };
+        let flushed = tokio::time::timeout(timeout, self.flush()).await.is_ok();
+        worker.abort();
+        let _ = worker.await;
+        recorder.counters().abandon_in_worker();
+        ShutdownReport::new(flushed, self.stats())
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl<S> Layer<S> for AnalyticsLayer {
+    type Service = AnalyticsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AnalyticsService::new(inner, self)
+    }
+}
+
+impl std::fmt::Debug for AnalyticsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnalyticsLayer")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Builds an [`AnalyticsLayer`]; every setting has a default.
+///
+/// ```
+/// use tower_mcp_analytics::{AnalyticsLayer, MemorySink};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = AnalyticsLayer::builder()
+///     .sink(MemorySink::new())
+///     .capture_limit(1 << 20)
+///     .response_capture_limit(8 << 20)
+///     .max_calls_per_request(50)
+///     .queue_capacity(5_000)
+///     .queue_bytes(8 << 20)
+///     .batch_size(200)
+///     .build();
+/// # }
+/// ```
+#[must_use]
+pub struct AnalyticsLayerBuilder {
+    sink: Option<Arc<dyn Sink>>,
+    capture_limit: usize,
+    response_capture_limit: usize,
+    max_calls_per_request: usize,
+    queue_capacity: usize,
+    queue_bytes: usize,
+    batch_size: usize,
+}
+
+impl Default for AnalyticsLayerBuilder {
+    fn default() -> Self {
+        Self {
+            sink: None,
+            capture_limit: DEFAULT_CAPTURE_LIMIT,
+            response_capture_limit: DEFAULT_CAPTURE_LIMIT,
+            max_calls_per_request: 100,
+            queue_capacity: 10_000,
+            queue_bytes: 16 * 1024 * 1024,
+            batch_size: 100,
+        }
+    }
+}
+
+impl AnalyticsLayerBuilder {
+    /// Where events go (default: [`JsonLinesSink::stdout`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .sink(tower_mcp_analytics::JsonLinesSink::stdout())
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Most bytes of a JSON POST body read before the request reaches the server (default
+    /// 4 MiB). A larger body is passed on untouched without being read (its event then
+    /// comes from the `Mcp-Method` / `Mcp-Name` headers when the client sent them).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().capture_limit(64 * 1024).build();
+    /// # }
+    /// ```
+    pub fn capture_limit(mut self, bytes: usize) -> Self {
+        self.capture_limit = bytes;
+        self
+    }
+
+    /// Most bytes of one JSON response, or one SSE message, read to learn the outcome
+    /// (default 4 MiB). Larger answers still reach the client in full; their event says
+    /// [`Outcome::TooLarge`](crate::Outcome::TooLarge).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().response_capture_limit(1 << 20).build();
+    /// # }
+    /// ```
+    pub fn response_capture_limit(mut self, bytes: usize) -> Self {
+        self.response_capture_limit = bytes;
+        self
+    }
+
+    /// Most events made from one HTTP request (default 100). Entries of a batch beyond it
+    /// are counted as `dropped.call_cap`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().max_calls_per_request(10).build();
+    /// # }
+    /// ```
+    pub fn max_calls_per_request(mut self, calls: usize) -> Self {
+        self.max_calls_per_request = calls.max(1);
+        self
+    }
+
+    /// Most finished HTTP exchanges waiting for the worker (default 10,000).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().queue_capacity(1_000).build();
+    /// # }
+    /// ```
+    pub fn queue_capacity(mut self, exchanges: usize) -> Self {
+        self.queue_capacity = exchanges.max(1);
+        self
+    }
+
+    /// Most bytes of request and response data the queue may keep alive (default 16 MiB).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().queue_bytes(4 << 20).build();
+    /// # }
+    /// ```
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// Most events handed to the sink in one call (default 100).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().batch_size(500).build();
+    /// # }
+    /// ```
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+
+    /// Builds the layer and starts its worker: on the current tokio runtime when there is
+    /// one, otherwise on a dedicated thread.
+    ///
+    /// ```
+    /// // Outside a runtime works too: the worker gets a thread of its own.
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().build();
+    /// ```
+    pub fn build(self) -> AnalyticsLayer {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let counters = Arc::new(Counters::default());
+        let recorder = Arc::new(Recorder::new(tx, Arc::clone(&counters), self.queue_bytes));
+        let sink = self
+            .sink
+            .unwrap_or_else(|| Arc::new(JsonLinesSink::stdout()));
+        let config = WorkerConfig {
+            batch_size: self.batch_size,
+        };
+        let worker = spawn_worker(delivery::run(rx, sink, counters, config));
+        AnalyticsLayer {
+            shared: Arc::new(Shared {
+                config: Config {
+                    capture_limit: self.capture_limit,
+                    response_capture_limit: self.response_capture_limit,
+                    max_calls_per_request: self.max_calls_per_request,
+                },
+                recorder,
+                worker: Mutex::new(worker),
+            }),
+        }
+    }
+}
+
+/// Spawns the worker on the current runtime, or on a thread running a small runtime of
+/// its own that ends with the worker.
+fn spawn_worker(worker: impl Future<Output = ()> + Send + 'static) -> Option<JoinHandle<()>> {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        return Some(handle.spawn(worker));
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "mcp analytics could not start its worker; events will be dropped");
+            return None;
+        }
+    };
+    let (done, finished) = oneshot::channel::<()>();
+    let handle = runtime.spawn(async move {
+        worker.await;
+        drop(done);
+    });
+    let thread = std::thread::Builder::new()
+        .name("mcp-analytics".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = finished.await;
+            })
+        });
+    match thread {
+        Ok(_) => Some(handle),
+        Err(error) => {
+            tracing::error!(%error, "mcp analytics could not start its worker thread; events will be dropped");
+            None
+        }
+    }
+}

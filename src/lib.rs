@@ -1,0 +1,52 @@
+//! # tower-mcp-analytics
+//!
+//! Product analytics for MCP servers, as one tower layer: which tools are called, from
+//! which AI client, with what result and latency, without touching the server's code.
+//!
+//! [`AnalyticsLayer`] goes in front of any tower HTTP MCP service (an axum `Router`,
+//! rmcp's `StreamableHttpService`, a hyper server through `hyper_util`'s
+//! `TowerToHyperService`). It reads JSON-RPC request bodies (single messages and
+//! 2025-03-26 batches), taps responses (JSON or server-sent events, streamed, never
+//! buffered) and turns every MCP request and notification into an [`Event`], which a
+//! background worker hands to a [`Sink`](sink::Sink): JSON lines on stdout by default.
+//!
+//! The server and its clients cannot tell the layer is there: the inner service receives
+//! the exact request bytes, the client receives the exact response bytes, status and
+//! headers, and server-sent events pass the moment they are produced. Analytics never
+//! delays, changes or fails a request: a malformed body, a full queue or a failing sink
+//! only shows in [`AnalyticsLayer::stats`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::post};
+//! use tower_mcp_analytics::{AnalyticsLayer, MemorySink};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let events = MemorySink::new();
+//! let analytics = AnalyticsLayer::new(events.clone());
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|body: String| async move { body }))
+//!     .layer(analytics.clone());
+//! // serve `app` with axum::serve(...); on shutdown:
+//! analytics.shutdown(Duration::from_secs(5)).await;
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod body;
+mod delivery;
+mod event;
+mod exchange;
+mod layer;
+mod protocol;
+mod service;
+pub mod sink;
+
+pub use body::{ObservedBody, ReplayBody};
+pub use delivery::{Dropped, ShutdownReport, Stats};
+pub use event::{Event, EventError, Outcome, ResponseKind, UserIdentity};
+pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
+pub use service::{AnalyticsService, ResponseFuture};
+pub use sink::{JsonLinesSink, MemorySink};
