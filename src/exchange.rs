@@ -121,8 +121,18 @@ impl Exchange {
     }
 
     /// The response head arrived. Notifications end here; so do requests whose response
-    /// carries no JSON-RPC (an error status, or an unexpected content type).
-    pub(crate) fn on_head(&mut self, status: StatusCode, kind: ResponseKind) {
+    /// carries no JSON-RPC (an error status, or an unexpected content type). A session the
+    /// server opens on this response (`initialize` in legacy stateful mode) is this
+    /// exchange's session.
+    pub(crate) fn on_head(
+        &mut self,
+        status: StatusCode,
+        kind: ResponseKind,
+        opened_session: Option<Box<str>>,
+    ) {
+        if self.info.mcp_session.is_none() {
+            self.info.mcp_session = opened_session;
+        }
         self.status = Some(status);
         self.response_kind = Some(kind);
         let elapsed = self.info.started.elapsed();

@@ -154,7 +154,8 @@ impl ResponseTap {
         } else {
             ResponseKind::Other
         };
-        exchange.on_head(head.status, kind);
+        let opened_session = mcp::header_text(head.headers.get(mcp::SESSION_ID));
+        exchange.on_head(head.status, kind, opened_session);
         if !exchange.pending() || body_ended {
             exchange.finish(End::NoResponse);
             return None;
