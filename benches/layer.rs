@@ -1,1 +1,163 @@
-fn main() {}
+//! What the layer adds to one request, in process: the same trivial inner service (reads
+//! the request body, answers a fixed `tools/call` result) called bare, behind
+//! `AnalyticsLayer`, and behind tower-http's `TraceLayer` as a familiar reference.
+//!
+//! Each iteration sends one request, reads the whole response body and yields once, on a
+//! current-thread runtime that also runs the analytics worker: the layered figures include
+//! the worker building each event and handing it to a sink that discards it.
+//!
+//! ```text
+//! cargo bench --bench layer
+//! ```
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::{Request, Response, header};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Full};
+use tower::{Layer, Service, ServiceExt};
+use tower_mcp_analytics::AnalyticsLayer;
+use tower_mcp_analytics::sink::{Sink, SinkFuture};
+
+const REQUEST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric"},"_meta":{"progressToken":42}}}"#;
+const RESULT: &str = r#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"Sunny, 21 degrees"}],"isError":false}}"#;
+const PROGRESS: [&str; 3] = [
+    "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":42,\"progress\":1,\"total\":3}}\n\n",
+    "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":42,\"progress\":2,\"total\":3}}\n\n",
+    "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":42,\"progress\":3,\"total\":3}}\n\n",
+];
+
+/// A body that yields the given frames one by one.
+struct Frames(VecDeque<Bytes>);
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Reads the request, answers a fixed result as JSON or as SSE with 3 progress events.
+#[derive(Clone, Copy)]
+struct FixedServer {
+    sse: bool,
+}
+
+impl<B> Service<Request<B>> for FixedServer
+where
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<Frames>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Frames>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let sse = self.sse;
+        Box::pin(async move {
+            let _ = request.into_body().collect().await;
+            let (content_type, frames) = if sse {
+                let mut frames: VecDeque<Bytes> = PROGRESS
+                    .iter()
+                    .map(|f| Bytes::from_static(f.as_bytes()))
+                    .collect();
+                frames.push_back(Bytes::from(format!("data: {RESULT}\n\n")));
+                ("text/event-stream", frames)
+            } else {
+                (
+                    "application/json",
+                    VecDeque::from([Bytes::from_static(RESULT.as_bytes())]),
+                )
+            };
+            Ok(Response::builder()
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Frames(frames))
+                .unwrap_or_else(|_| Response::new(Frames(VecDeque::new()))))
+        })
+    }
+}
+
+/// Discards events.
+struct Discard;
+
+impl Sink for Discard {
+    fn send<'a>(&'a self, _events: &'a [tower_mcp_analytics::Event]) -> SinkFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+fn request() -> Request<Full<Bytes>> {
+    Request::post("/mcp")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(Full::new(Bytes::from_static(REQUEST.as_bytes())))
+        .unwrap_or_else(|_| Request::new(Full::default()))
+}
+
+async fn round_trip<S, ResBody>(service: S)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Debug,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: std::fmt::Debug,
+{
+    if let Ok(response) = service.oneshot(request()).await {
+        let _ = response.into_body().collect().await;
+    }
+    // Let other tasks run (the analytics worker, when there is one), as a server would.
+    tokio::task::yield_now().await;
+}
+
+fn bench_layer(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let analytics = runtime.block_on(async { AnalyticsLayer::new(Discard) });
+    let trace = tower_http::trace::TraceLayer::new_for_http();
+
+    let mut group = c.benchmark_group("request");
+    for (name, sse) in [("json", false), ("sse_3_progress", true)] {
+        let inner = FixedServer { sse };
+        group.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.to_async(&runtime).iter(|| round_trip(inner))
+        });
+        let layered = analytics.layer(inner);
+        group.bench_function(BenchmarkId::new("analytics", name), |b| {
+            b.to_async(&runtime).iter(|| round_trip(layered.clone()))
+        });
+        let traced = trace.layer(inner);
+        group.bench_function(BenchmarkId::new("tower_http_trace", name), |b| {
+            b.to_async(&runtime).iter(|| round_trip(traced.clone()))
+        });
+    }
+    group.finish();
+    let stats = analytics.stats();
+    assert_eq!(
+        stats.dropped.total(),
+        0,
+        "the bench must not overflow the queue: {stats:?}"
+    );
+}
+
+criterion_group!(benches, bench_layer);
+criterion_main!(benches);

@@ -249,9 +249,8 @@ where
                         Ok(response) => {
                             let (head, body) = response.into_parts();
                             let limit = this.shared.config.response_capture_limit;
-                            let tap = exchange.and_then(|ex| {
-                                ResponseTap::start(ex, &head, body.is_end_stream(), limit)
-                            });
+                            let tap =
+                                exchange.and_then(|ex| ResponseTap::start(ex, &head, &body, limit));
                             Ok(Response::from_parts(head, ObservedBody::tapped(body, tap)))
                         }
                         Err(error) => {

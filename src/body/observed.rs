@@ -80,7 +80,7 @@ where
                     }
                     if !tap.exchange.pending() {
                         Some(End::NoResponse)
-                    } else if this.inner.is_end_stream() {
+                    } else if tap.complete() || this.inner.is_end_stream() {
                         Some(tap.end_of_stream())
                     } else {
                         None
@@ -128,6 +128,9 @@ enum Reader {
         len: usize,
         limit: usize,
         overflowed: bool,
+        /// The body's exact length when it declared one: reaching it completes the body
+        /// even if the server never polls for its end.
+        expected: Option<u64>,
     },
     Sse {
         decoder: SseDecoder,
@@ -138,12 +141,13 @@ enum Reader {
 impl ResponseTap {
     /// Looks at the response head. Returns `None` (after recording the exchange) when
     /// there is nothing left to learn from the body.
-    pub(crate) fn start(
+    pub(crate) fn start<B: Body>(
         mut exchange: Exchange,
         head: &Parts,
-        body_ended: bool,
+        body: &B,
         limit: usize,
     ) -> Option<Box<Self>> {
+        let body_ended = body.is_end_stream();
         let content_type = head.headers.get(CONTENT_TYPE);
         let kind = if mcp::is_json(content_type) {
             ResponseKind::Json
@@ -170,6 +174,7 @@ impl ResponseTap {
                 len: 0,
                 limit,
                 overflowed: false,
+                expected: body.size_hint().exact(),
             },
         };
         Some(Box::new(Self { exchange, reader }))
@@ -182,6 +187,7 @@ impl ResponseTap {
                 len,
                 limit,
                 overflowed,
+                ..
             } => {
                 if *overflowed {
                     return;
@@ -201,6 +207,14 @@ impl ResponseTap {
                     SseItem::Oversized => *oversized = true,
                 });
             }
+        }
+    }
+
+    /// The whole declared body has been seen.
+    fn complete(&self) -> bool {
+        match &self.reader {
+            Reader::Json { len, expected, .. } => expected.is_some_and(|e| *len as u64 >= e),
+            Reader::Sse { .. } => false,
         }
     }
 

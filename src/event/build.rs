@@ -7,7 +7,7 @@ use super::ids::{derived_id, new_id};
 use super::time::rfc3339_millis;
 use super::{Event, EventError, Outcome};
 use crate::exchange::{Call, End, Finished};
-use crate::protocol::jsonrpc::{ResponseParts, error_parts, find_response, result_flags};
+use crate::protocol::jsonrpc::{ResponseParts, error_parts, find_response};
 
 /// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
 const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
@@ -108,11 +108,11 @@ fn answered(parts: ResponseParts<'_>) -> Resolution {
     let Some(raw) = parts.result else {
         return (Outcome::Success, None, None);
     };
-    let flags = result_flags(raw);
     let result: Option<serde_json::Value> = serde_json::from_str(raw.get()).ok();
-    if flags.input_required {
+    let field = |key: &str| result.as_ref().and_then(|r| r.get(key));
+    if field("resultType").and_then(|t| t.as_str()) == Some("input_required") {
         (Outcome::InputRequired, result, None)
-    } else if flags.is_error {
+    } else if field("isError").and_then(|e| e.as_bool()) == Some(true) {
         let message = result
             .as_ref()
             .and_then(first_text)

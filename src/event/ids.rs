@@ -53,22 +53,29 @@ fn random_u64() -> u64 {
     })
 }
 
-/// Base62 of a 160-bit big-endian number, left-padded to 27 characters.
+/// Base62 of a 160-bit big-endian number, left-padded to 27 characters. Divides by 62^5
+/// (which fits a `u32` limb) so the long division runs 6 times rather than 27.
 fn encode(prefix: &str, raw: [u8; 20]) -> String {
+    const BASE5: u64 = 62 * 62 * 62 * 62 * 62;
     let mut limbs = [0u32; 5];
     for (limb, bytes) in limbs.iter_mut().zip(raw.chunks_exact(4)) {
         *limb = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     }
-    let mut digits = [b'0'; 27];
-    for digit in digits.iter_mut().rev() {
+    let mut digits = [b'0'; 30];
+    for group in digits.rchunks_exact_mut(5) {
         let mut rem = 0u64;
         for limb in &mut limbs {
             let acc = (rem << 32) | u64::from(*limb);
-            *limb = (acc / 62) as u32;
-            rem = acc % 62;
+            *limb = (acc / BASE5) as u32;
+            rem = acc % BASE5;
         }
-        *digit = ALPHABET[rem as usize];
+        for digit in group.iter_mut().rev() {
+            *digit = ALPHABET[(rem % 62) as usize];
+            rem /= 62;
+        }
     }
+    // 62^27 > 2^160, so the three leading digits of the 30 are always '0'.
+    let digits = &digits[3..];
     let mut out = String::with_capacity(prefix.len() + 28);
     out.push_str(prefix);
     out.push('_');

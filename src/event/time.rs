@@ -10,13 +10,22 @@ pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let mut out = String::with_capacity(24);
+    let mut push = |value: u64, width: u32, separator: char| {
+        for power in (0..width).rev() {
+            let digit = (value / 10u64.pow(power)) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+        out.push(separator);
+    };
+    push(year, 4, '-');
+    push(month, 2, '-');
+    push(day, 2, 'T');
+    push(rem / 3600, 2, ':');
+    push(rem % 3600 / 60, 2, ':');
+    push(rem % 60, 2, '.');
+    push(u64::from(since.subsec_millis()), 3, 'Z');
+    out
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).

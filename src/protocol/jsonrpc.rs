@@ -12,7 +12,11 @@
 use std::fmt;
 
 use bytes::Bytes;
-use serde::de::{IgnoredAny, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -153,47 +157,48 @@ fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage>
         // A client's response to a server request (sampling, elicitation, roots).
         return None;
     }
-    let method: Box<str> = text(wire.method)?;
+    let method = boxed(&wire.method)?;
+    let empty = WireParams::default();
     let params = wire
         .params
-        .and_then(|raw| serde_json::from_str::<WireParams<'_>>(raw.get()).ok())
-        .unwrap_or_default();
+        .as_ref()
+        .and_then(|p| p.0.as_ref())
+        .unwrap_or(&empty);
+    let empty_meta = WireMeta::default();
     let meta = params
         .meta
-        .and_then(|raw| serde_json::from_str::<WireMeta<'_>>(raw.get()).ok())
-        .unwrap_or_default();
+        .as_ref()
+        .and_then(|m| m.0.as_ref())
+        .unwrap_or(&empty_meta);
     // 2026-07-28 puts clientInfo in `_meta`; the legacy `initialize` in its params.
     let client_info = meta
         .client_info
-        .or(params.client_info)
-        .and_then(|raw| serde_json::from_str::<WireClientInfo<'_>>(raw.get()).ok())
-        .unwrap_or_default();
-    let id = wire.id.and_then(RequestId::from_raw);
+        .as_ref()
+        .or(params.client_info.as_ref())
+        .and_then(|info| info.0.as_ref());
     Some(ClientMessage {
         kind: if wire.id.is_some() {
             MessageKind::Request
         } else {
             MessageKind::Notification
         },
-        id,
-        name: text(params.name).or_else(|| text(params.uri)),
+        id: wire.id.and_then(RequestId::from_raw),
+        name: boxed(&params.name).or_else(|| boxed(&params.uri)),
         arguments: params
             .arguments
             .map(|raw| body.slice_ref(raw.get().as_bytes())),
         progress_token: meta.progress_token.and_then(RequestId::from_raw),
-        client_name: text(client_info.name),
-        client_version: text(client_info.version),
-        protocol_version: text(meta.protocol_version).or_else(|| text(params.protocol_version)),
-        traceparent: text(meta.traceparent),
+        client_name: client_info.and_then(|info| boxed(&info.name)),
+        client_version: client_info.and_then(|info| boxed(&info.version)),
+        protocol_version: boxed(&meta.protocol_version).or_else(|| boxed(&params.protocol_version)),
+        traceparent: boxed(&meta.traceparent),
         method,
     })
 }
 
-/// A string field, or `None` when absent or not a string (junk is a miss, not a failure).
-fn text(raw: Option<&RawValue>) -> Option<Box<str>> {
-    serde_json::from_str::<String>(raw?.get())
-        .ok()
-        .map(String::into_boxed_str)
+/// A string field as an owned string, or `None` when absent or not a string.
+fn boxed(text: &Option<Text<'_>>) -> Option<Box<str>> {
+    text.as_ref()?.0.as_deref().map(Box::from)
 }
 
 /// What the layer needs to know about one server message while the response streams.
@@ -220,26 +225,27 @@ pub(crate) fn for_each_server_message(payload: &[u8], mut each: impl FnMut(&[u8]
             return;
         };
         for raw in items {
-            if let Ok(wire) = serde_json::from_str::<WireMessage<'_>>(raw.get()) {
+            if let Ok(wire) = serde_json::from_str::<WireReply<'_>>(raw.get()) {
                 each(raw.get().as_bytes(), server_message(&wire));
             }
         }
-    } else if let Ok(wire) = serde_json::from_slice::<WireMessage<'_>>(payload) {
+    } else if let Ok(wire) = serde_json::from_slice::<WireReply<'_>>(payload) {
         each(payload, server_message(&wire));
     }
 }
 
-fn server_message(wire: &WireMessage<'_>) -> ServerMessage {
+fn server_message(wire: &WireReply<'_>) -> ServerMessage {
     if wire.method.is_none() && (wire.result.is_some() || wire.error.is_some()) {
         return ServerMessage::Response {
             id: wire.id.and_then(RequestId::from_raw),
         };
     }
-    match text(wire.method).as_deref() {
+    match wire.method.as_ref().and_then(|m| m.0.as_deref()) {
         Some(mcp::NOTIFICATION_PROGRESS) => {
             let token = wire
                 .params
-                .and_then(|raw| serde_json::from_str::<WireProgress<'_>>(raw.get()).ok())
+                .as_ref()
+                .and_then(|p| p.0.as_ref())
                 .and_then(|p| p.progress_token)
                 .and_then(RequestId::from_raw);
             ServerMessage::Progress { token }
@@ -262,7 +268,7 @@ pub(crate) fn find_response<'a>(
     payload: &'a [u8],
     id: Option<&RequestId>,
 ) -> Option<ResponseParts<'a>> {
-    let matches = |wire: &WireMessage<'a>| {
+    let matches = |wire: &WireReply<'a>| {
         if wire.method.is_some() || (wire.result.is_none() && wire.error.is_none()) {
             return false;
         }
@@ -276,45 +282,21 @@ pub(crate) fn find_response<'a>(
         let items = serde_json::from_slice::<Vec<&'a RawValue>>(payload).ok()?;
         items
             .into_iter()
-            .filter_map(|raw| serde_json::from_str::<WireMessage<'a>>(raw.get()).ok())
+            .filter_map(|raw| serde_json::from_str::<WireReply<'a>>(raw.get()).ok())
             .find(matches)
             .map(ResponseParts::from)
     } else {
-        let wire = serde_json::from_slice::<WireMessage<'a>>(payload).ok()?;
+        let wire = serde_json::from_slice::<WireReply<'a>>(payload).ok()?;
         matches(&wire).then(|| ResponseParts::from(wire))
     }
 }
 
-impl<'a> From<WireMessage<'a>> for ResponseParts<'a> {
-    fn from(wire: WireMessage<'a>) -> Self {
+impl<'a> From<WireReply<'a>> for ResponseParts<'a> {
+    fn from(wire: WireReply<'a>) -> Self {
         Self {
             result: wire.result.filter(|raw| raw.get() != "null"),
             error: wire.error,
         }
-    }
-}
-
-/// The fields of a result that decide an outcome.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ResultFlags {
-    /// `isError: true` (a tool that failed).
-    pub(crate) is_error: bool,
-    /// `resultType: "input_required"` (2026-07-28 multi-round-trip requests).
-    pub(crate) input_required: bool,
-}
-
-pub(crate) fn result_flags(result: &RawValue) -> ResultFlags {
-    #[derive(Deserialize, Default)]
-    struct Flags<'a> {
-        #[serde(default, rename = "isError")]
-        is_error: Option<&'a RawValue>,
-        #[serde(default, rename = "resultType", borrow)]
-        result_type: Option<&'a RawValue>,
-    }
-    let flags = serde_json::from_str::<Flags<'_>>(result.get()).unwrap_or_default();
-    ResultFlags {
-        is_error: flags.is_error.is_some_and(|raw| raw.get() == "true"),
-        input_required: text(flags.result_type).as_deref() == Some("input_required"),
     }
 }
 
@@ -332,32 +314,55 @@ pub(crate) fn error_parts(error: &RawValue) -> ErrorParts {
         #[serde(default, borrow)]
         code: Option<&'a RawValue>,
         #[serde(default, borrow)]
-        message: Option<&'a RawValue>,
+        message: Option<Text<'a>>,
         #[serde(default, borrow)]
         data: Option<&'a RawValue>,
     }
     let wire = serde_json::from_str::<Wire<'_>>(error.get()).unwrap_or_default();
     ErrorParts {
         code: wire.code.and_then(|raw| raw.get().parse().ok()),
-        message: text(wire.message).map(String::from),
+        message: wire.message.and_then(|t| t.0).map(String::from),
         data: wire
             .data
             .and_then(|raw| serde_json::from_str(raw.get()).ok()),
     }
 }
 
+/// A message from the client.
 #[derive(Deserialize)]
 struct WireMessage<'a> {
     #[serde(default, borrow, deserialize_with = "present")]
     id: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    method: Option<&'a RawValue>,
+    method: Option<Text<'a>>,
     #[serde(default, borrow)]
-    params: Option<&'a RawValue>,
+    params: Option<Lenient<WireParams<'a>>>,
     #[serde(default, borrow, deserialize_with = "present")]
     result: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present")]
     error: Option<&'a RawValue>,
+}
+
+/// A message from the server: only what matching and counting need.
+#[derive(Deserialize)]
+struct WireReply<'a> {
+    #[serde(default, borrow, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    method: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    params: Option<Lenient<WireProgress<'a>>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// `params` of `notifications/progress`.
+#[derive(Deserialize)]
+struct WireProgress<'a> {
+    #[serde(default, borrow, rename = "progressToken")]
+    progress_token: Option<&'a RawValue>,
 }
 
 /// Keeps a present field present even when its value is `null` (a `null` id still makes a
@@ -366,20 +371,21 @@ fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<&'de RawValue>, D:
     <&'de RawValue>::deserialize(de).map(Some)
 }
 
+/// `params` of requests and notifications, read in one pass.
 #[derive(Deserialize, Default)]
 struct WireParams<'a> {
     #[serde(default, borrow)]
-    name: Option<&'a RawValue>,
+    name: Option<Text<'a>>,
     #[serde(default, borrow)]
-    uri: Option<&'a RawValue>,
+    uri: Option<Text<'a>>,
     #[serde(default, borrow)]
     arguments: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "_meta")]
-    meta: Option<&'a RawValue>,
+    meta: Option<Lenient<WireMeta<'a>>>,
     #[serde(default, borrow, rename = "clientInfo")]
-    client_info: Option<&'a RawValue>,
+    client_info: Option<Lenient<WireClientInfo<'a>>>,
     #[serde(default, borrow, rename = "protocolVersion")]
-    protocol_version: Option<&'a RawValue>,
+    protocol_version: Option<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -387,25 +393,95 @@ struct WireMeta<'a> {
     #[serde(default, borrow, rename = "progressToken")]
     progress_token: Option<&'a RawValue>,
     #[serde(default, borrow, rename = "io.modelcontextprotocol/clientInfo")]
-    client_info: Option<&'a RawValue>,
+    client_info: Option<Lenient<WireClientInfo<'a>>>,
     #[serde(default, borrow, rename = "io.modelcontextprotocol/protocolVersion")]
-    protocol_version: Option<&'a RawValue>,
+    protocol_version: Option<Text<'a>>,
     #[serde(default, borrow)]
-    traceparent: Option<&'a RawValue>,
+    traceparent: Option<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 struct WireClientInfo<'a> {
     #[serde(default, borrow)]
-    name: Option<&'a RawValue>,
+    name: Option<Text<'a>>,
     #[serde(default, borrow)]
-    version: Option<&'a RawValue>,
+    version: Option<Text<'a>>,
 }
 
-#[derive(Deserialize)]
-struct WireProgress<'a> {
-    #[serde(default, borrow, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
+/// A string, borrowed when it has no escapes; any other JSON value reads as `None` (junk
+/// under a key is a miss, not a failure of the whole message).
+struct Text<'a>(Option<Cow<'a, str>>);
+
+/// An object read as `T`; any other JSON value reads as `None`.
+struct Lenient<T>(Option<T>);
+
+/// Visitor methods reading every JSON value but the one a visitor wants as `None`.
+macro_rules! skip_other_values {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    };
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Option<Cow<'de, str>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Some(Cow::Owned(s.to_owned())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            skip_other_values!();
+        }
+        de.deserialize_any(TextVisitor).map(Text)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            skip_other_values!();
+        }
+        de.deserialize_any(ObjectVisitor(PhantomData)).map(Lenient)
+    }
 }
 
 /// A batch array read up to a cap; the entries past it are skipped and counted.
@@ -560,11 +636,8 @@ mod tests {
         let one = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true}}"#;
         let found = find_response(one, Some(&RequestId::Int(3))).expect("found");
         assert_eq!(
-            result_flags(found.result.expect("result")),
-            ResultFlags {
-                is_error: true,
-                input_required: false
-            }
+            found.result.map(RawValue::get),
+            Some(r#"{"content":[],"isError":true}"#)
         );
         assert!(find_response(one, Some(&RequestId::Int(4))).is_none());
         let batch = br#"[{"id":1,"result":{"resultType":"input_required"}},{"id":2,"error":{"code":-32601,"message":"nope"}}]"#;
@@ -573,7 +646,10 @@ mod tests {
         assert_eq!(error.code, Some(-32601));
         assert_eq!(error.message.as_deref(), Some("nope"));
         let first = find_response(batch, Some(&RequestId::Int(1))).expect("found");
-        assert!(result_flags(first.result.expect("result")).input_required);
+        assert_eq!(
+            first.result.map(RawValue::get),
+            Some(r#"{"resultType":"input_required"}"#)
+        );
         let unattributed =
             br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#;
         assert!(find_response(unattributed, Some(&RequestId::Int(9))).is_some());
