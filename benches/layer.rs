@@ -3,8 +3,10 @@
 //! `AnalyticsLayer`, and behind tower-http's `TraceLayer` as a familiar reference.
 //!
 //! Each iteration sends one request, reads the whole response body and yields once, on a
-//! current-thread runtime that also runs the analytics worker: the layered figures include
-//! the worker building each event and handing it to a sink that discards it.
+//! current-thread runtime. `analytics` runs the layer's worker on that same thread, so it
+//! counts all the CPU the layer adds (request path plus building each event and handing it
+//! to a sink that discards it); `analytics_request_path` runs the worker on a thread of
+//! its own, so it counts the request path alone.
 //!
 //! ```text
 //! cargo bench --bench layer
@@ -132,7 +134,12 @@ fn bench_layer(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    // Built inside the runtime: the worker shares the benchmark's thread, so its cost
+    // (building and handing over each event) is part of the measured time.
     let analytics = runtime.block_on(async { AnalyticsLayer::new(Discard) });
+    // Built outside any runtime: the worker gets a thread of its own, as it would get
+    // another core on a multi-threaded server; this measures the request path alone.
+    let path_only = AnalyticsLayer::new(Discard);
     let trace = tower_http::trace::TraceLayer::new_for_http();
 
     let mut group = c.benchmark_group("request");
@@ -143,6 +150,10 @@ fn bench_layer(c: &mut Criterion) {
         });
         let layered = analytics.layer(inner);
         group.bench_function(BenchmarkId::new("analytics", name), |b| {
+            b.to_async(&runtime).iter(|| round_trip(layered.clone()))
+        });
+        let layered = path_only.layer(inner);
+        group.bench_function(BenchmarkId::new("analytics_request_path", name), |b| {
             b.to_async(&runtime).iter(|| round_trip(layered.clone()))
         });
         let traced = trace.layer(inner);

@@ -8,11 +8,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 
-use crate::delivery::{self, Counters, Envelope, Recorder, ShutdownReport, Stats, WorkerConfig};
+use crate::delivery::{self, Counters, Recorder, ShutdownReport, Stats, WorkerConfig};
 use crate::service::AnalyticsService;
 use crate::sink::{JsonLinesSink, Sink};
 
@@ -114,14 +114,7 @@ impl AnalyticsLayer {
     /// ```
     pub async fn flush(&self) {
         let (ack, acked) = oneshot::channel();
-        if self
-            .shared
-            .recorder
-            .sender()
-            .send(Envelope::Flush(ack))
-            .await
-            .is_ok()
-        {
+        if self.shared.recorder.request_flush(ack).await {
             let _ = acked.await;
         }
     }
@@ -193,6 +186,7 @@ impl std::fmt::Debug for AnalyticsLayer {
 ///     .queue_capacity(5_000)
 ///     .queue_bytes(8 << 20)
 ///     .batch_size(200)
+///     .flush_interval(std::time::Duration::from_secs(1))
 ///     .build();
 /// # }
 /// ```
@@ -205,6 +199,7 @@ pub struct AnalyticsLayerBuilder {
     queue_capacity: usize,
     queue_bytes: usize,
     batch_size: usize,
+    flush_interval: Duration,
 }
 
 impl Default for AnalyticsLayerBuilder {
@@ -217,6 +212,7 @@ impl Default for AnalyticsLayerBuilder {
             queue_capacity: 10_000,
             queue_bytes: 16 * 1024 * 1024,
             batch_size: 100,
+            flush_interval: Duration::from_millis(500),
         }
     }
 }
@@ -313,6 +309,23 @@ impl AnalyticsLayerBuilder {
         self
     }
 
+    /// Longest time a recorded event waits before the worker picks it up (default 500 ms).
+    /// The worker also wakes as soon as `batch_size` exchanges are queued, and on
+    /// [`flush`](AnalyticsLayer::flush); it is never woken once per request.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .flush_interval(Duration::from_millis(100))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
     /// Builds the layer and starts its worker: on the current tokio runtime when there is
     /// one, otherwise on a dedicated thread.
     ///
@@ -323,14 +336,23 @@ impl AnalyticsLayerBuilder {
     pub fn build(self) -> AnalyticsLayer {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let counters = Arc::new(Counters::default());
-        let recorder = Arc::new(Recorder::new(tx, Arc::clone(&counters), self.queue_bytes));
+        let wake = Arc::new(Notify::new());
+        let wake_at = self.batch_size.min(self.queue_capacity);
+        let recorder = Arc::new(Recorder::new(
+            tx,
+            Arc::clone(&wake),
+            wake_at,
+            Arc::clone(&counters),
+            self.queue_bytes,
+        ));
         let sink = self
             .sink
             .unwrap_or_else(|| Arc::new(JsonLinesSink::stdout()));
         let config = WorkerConfig {
             batch_size: self.batch_size,
+            flush_interval: self.flush_interval,
         };
-        let worker = spawn_worker(delivery::run(rx, sink, counters, config));
+        let worker = spawn_worker(delivery::run(rx, wake, sink, counters, config));
         AnalyticsLayer {
             shared: Arc::new(Shared {
                 config: Config {

@@ -9,7 +9,7 @@ mod recorder;
 mod stats;
 mod worker;
 
-pub(crate) use recorder::{Envelope, Recorder};
+pub(crate) use recorder::Recorder;
 pub(crate) use stats::{Counters, DropReason};
 pub use stats::{Dropped, ShutdownReport, Stats};
 pub(crate) use worker::{WorkerConfig, run};

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::stats::{Counters, DropReason};
 use crate::exchange::Finished;
@@ -55,6 +55,9 @@ impl Drop for Queued {
 /// The request path's handle on the queue.
 pub(crate) struct Recorder {
     tx: mpsc::Sender<Envelope>,
+    /// Wakes the worker early, when `wake_at` exchanges are waiting.
+    wake: Arc<Notify>,
+    wake_at: usize,
     counters: Arc<Counters>,
     max_queued_bytes: usize,
     closed: AtomicBool,
@@ -70,11 +73,15 @@ impl std::fmt::Debug for Recorder {
 impl Recorder {
     pub(crate) fn new(
         tx: mpsc::Sender<Envelope>,
+        wake: Arc<Notify>,
+        wake_at: usize,
         counters: Arc<Counters>,
         max_queued_bytes: usize,
     ) -> Self {
         Self {
             tx,
+            wake,
+            wake_at,
             counters,
             max_queued_bytes,
             closed: AtomicBool::new(false),
@@ -86,8 +93,11 @@ impl Recorder {
         &self.counters
     }
 
-    pub(crate) fn sender(&self) -> &mpsc::Sender<Envelope> {
-        &self.tx
+    /// Queues a flush marker and wakes the worker; `false` when the worker has stopped.
+    pub(crate) async fn request_flush(&self, ack: oneshot::Sender<()>) -> bool {
+        let sent = self.tx.send(Envelope::Flush(ack)).await.is_ok();
+        self.wake.notify_one();
+        sent
     }
 
     /// From now on every record is counted as lost to shutdown.
@@ -125,6 +135,9 @@ impl Recorder {
             Ok(()) => {
                 self.counters.recorded(events);
                 self.overloaded.store(false, Relaxed);
+                if self.tx.max_capacity() - self.tx.capacity() >= self.wake_at {
+                    self.wake.notify_one();
+                }
             }
             Err(mpsc::error::TrySendError::Full(Envelope::Exchange(mut queued))) => {
                 self.counters.recorded(events);

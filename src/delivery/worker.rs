@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
-use tokio::sync::mpsc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{Notify, mpsc};
 
 use super::recorder::Envelope;
 use super::stats::{Counters, DropReason};
@@ -23,23 +26,33 @@ use crate::sink::Sink;
 pub(crate) struct WorkerConfig {
     /// Most events handed to the sink in one call.
     pub(crate) batch_size: usize,
+    /// Longest time a recorded event waits before the worker looks at the queue.
+    pub(crate) flush_interval: Duration,
 }
 
 /// Runs until every sender is gone (the layer and its services were dropped) or the task
 /// is aborted by shutdown.
+///
+/// The worker is not woken once per event (a wake-up per request would cost the request
+/// path a syscall whenever the worker sleeps): it looks at the queue every
+/// `flush_interval`, when a batch's worth of exchanges is waiting, and on flush.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Envelope>,
+    wake: Arc<Notify>,
     sink: Arc<dyn Sink>,
     counters: Arc<Counters>,
     config: WorkerConfig,
 ) {
     let batch_size = config.batch_size.max(1);
-    let mut envelopes = Vec::with_capacity(64);
     let mut events: Vec<Event> = Vec::new();
-    while rx.recv_many(&mut envelopes, 64).await > 0 {
-        for envelope in envelopes.drain(..) {
-            match envelope {
-                Envelope::Exchange(queued) => {
+    loop {
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(config.flush_interval) => {}
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(Envelope::Exchange(queued)) => {
                     if let Some(finished) = queued.take() {
                         events.extend(build::events(finished));
                     }
@@ -47,9 +60,14 @@ pub(crate) async fn run(
                         deliver(&*sink, &counters, &mut events, batch_size).await;
                     }
                 }
-                Envelope::Flush(ack) => {
+                Ok(Envelope::Flush(ack)) => {
                     deliver(&*sink, &counters, &mut events, batch_size).await;
                     let _ = ack.send(());
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    deliver(&*sink, &counters, &mut events, batch_size).await;
+                    return;
                 }
             }
         }
