@@ -44,6 +44,7 @@ pub(crate) enum End {
     NoResponse,
     Cancelled,
     TooLarge,
+    Unreadable,
 }
 
 /// One MCP call.

@@ -5,6 +5,7 @@
 //! runtime, or on a small thread of its own when built outside one). Never touches a
 //! request: that is [`AnalyticsService`]'s job.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the first shutdown delivered everything before its deadline.
+    flushed: AtomicBool,
 }
 
 /// A tower [`Layer`] that turns the MCP traffic of an HTTP server into analytics events.
@@ -121,7 +124,8 @@ impl AnalyticsLayer {
 
     /// Stops recording, delivers what is queued within `timeout`, stops the worker and
     /// reports. Events recorded afterwards, and events still queued at the deadline, are
-    /// counted as `dropped.shutdown`. Calling it again returns the final counters.
+    /// counted as `dropped.shutdown`. Calling it again returns the first call's outcome
+    /// with the current counters.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -141,12 +145,14 @@ impl AnalyticsLayer {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         let Some(worker) = worker else {
-            return ShutdownReport::new(true, self.stats());
+            let flushed = self.shared.flushed.load(Ordering::Acquire);
+            return ShutdownReport::new(flushed, self.stats());
         };
         let flushed = tokio::time::timeout(timeout, self.flush()).await.is_ok();
         worker.abort();
         let _ = worker.await;
         recorder.counters().abandon_in_worker();
+        self.shared.flushed.store(flushed, Ordering::Release);
         ShutdownReport::new(flushed, self.stats())
     }
 
@@ -362,6 +368,7 @@ impl AnalyticsLayerBuilder {
                 },
                 recorder,
                 worker: Mutex::new(worker),
+                flushed: AtomicBool::new(true),
             }),
         }
     }

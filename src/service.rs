@@ -283,16 +283,24 @@ where
                 let parsed = parse_client_body(&body, shared.config.max_calls_per_request);
                 let exchange = match parsed {
                     Some(parsed) => {
+                        let counters = recorder.counters();
                         if parsed.over_cap > 0 {
                             let over = parsed.over_cap as u64;
-                            recorder.counters().recorded(over);
-                            recorder.counters().dropped(DropReason::CallCap, over);
+                            counters.recorded(over);
+                            counters.dropped(DropReason::CallCap, over);
                         }
-                        self.info.batch = parsed.batch;
-                        self.info.body_len = body.len();
-                        (!parsed.messages.is_empty()).then(|| {
-                            Exchange::new(self.info, parsed.messages, Arc::clone(recorder))
-                        })
+                        if parsed.messages.is_empty() {
+                            if parsed.responses == 0 && parsed.over_cap == 0 {
+                                // Valid JSON with no JSON-RPC message in it.
+                                counters.unparsed_request();
+                            }
+                            None
+                        } else {
+                            self.info.batch = parsed.batch;
+                            self.info.body_len = body.len();
+                            let recorder = Arc::clone(recorder);
+                            Some(Exchange::new(self.info, parsed.messages, recorder))
+                        }
                     }
                     None => header_exchange(recorder, self.info, self.from_headers),
                 };

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::response::Parts;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -162,6 +162,11 @@ impl ResponseTap {
         exchange.on_head(head.status, kind, opened_session);
         if !exchange.pending() || body_ended {
             exchange.finish(End::NoResponse);
+            return None;
+        }
+        if mcp::is_encoded(head.headers.get(CONTENT_ENCODING)) {
+            // Compressed by a layer between this one and the service: not decoded here.
+            exchange.finish(End::Unreadable);
             return None;
         }
         let reader = match kind {

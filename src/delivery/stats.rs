@@ -105,9 +105,10 @@ pub struct Stats {
     pub in_queue: u64,
     /// Events lost, by reason.
     pub dropped: Dropped,
-    /// POST JSON requests whose body was not JSON-RPC (malformed, too deep, not UTF-8) or
-    /// too large to read, and that carried no `Mcp-Method` header to fall back on. They
-    /// produce no event; the request itself passes through untouched.
+    /// POST JSON requests that produced no event and no client response: bodies that are
+    /// not JSON (malformed, invalid UTF-8), JSON with no JSON-RPC message in it, or bodies
+    /// too large to read, when no `Mcp-Method` header gave a fallback. The request itself
+    /// passes through untouched.
     pub requests_unparsed: u64,
 }
 

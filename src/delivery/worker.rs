@@ -78,7 +78,12 @@ pub(crate) async fn run(
 async fn deliver(sink: &dyn Sink, counters: &Counters, events: &mut Vec<Event>, batch_size: usize) {
     for batch in events.chunks(batch_size) {
         let n = batch.len() as u64;
-        match CatchUnwind(sink.send(batch)).await {
+        // A panic while making the future, or while polling it, loses only this batch.
+        let sent = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.send(batch))) {
+            Ok(future) => CatchUnwind(future).await,
+            Err(_) => Err(()),
+        };
+        match sent {
             Ok(Ok(())) => counters.delivered(n),
             Ok(Err(error)) => {
                 tracing::warn!(%error, events = n, "mcp analytics sink failed; events dropped");

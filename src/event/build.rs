@@ -7,7 +7,7 @@ use super::ids::{derived_id, new_id};
 use super::time::rfc3339_millis;
 use super::{Event, EventError, Outcome};
 use crate::exchange::{Call, End, Finished};
-use crate::protocol::jsonrpc::{ResponseParts, error_parts, find_response};
+use crate::protocol::jsonrpc::{ResponseParts, Responses, error_parts, result_flags};
 
 /// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
 const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
@@ -20,11 +20,13 @@ pub(crate) fn events(finished: Finished) -> Vec<Event> {
         .mcp_session
         .as_deref()
         .map(|raw| derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes()));
+    // A JSON body answers every call of the exchange: read it once.
+    let body = finished.body.as_deref().map(Responses::read);
     finished
         .calls
         .iter()
         .map(|call| {
-            let (outcome, result, error) = resolve(call, &finished);
+            let (outcome, result, error) = resolve(call, &finished, body.as_ref());
             let message = &call.message;
             Event {
                 id: new_id("evt", finished.info.timestamp),
@@ -67,25 +69,22 @@ pub(crate) fn events(finished: Finished) -> Vec<Event> {
 
 type Resolution = (Outcome, Option<serde_json::Value>, Option<EventError>);
 
-fn resolve(call: &Call, finished: &Finished) -> Resolution {
+fn resolve(call: &Call, finished: &Finished, body: Option<&Responses<'_>>) -> Resolution {
     let status = finished.status;
-    let payload = match &call.end {
-        Some(End::Payload(bytes)) => Some(&bytes[..]),
-        Some(End::Body) => finished.body.as_deref(),
+    let id = call.message.id.as_ref();
+    let found = match &call.end {
+        Some(End::Payload(bytes)) => Responses::read(bytes).get(id),
+        Some(End::Body) => body.and_then(|responses| responses.get(id)),
         Some(End::Accepted) => return (Outcome::Accepted, None, None),
         Some(End::HttpError) => return (Outcome::HttpError, None, Some(http_error(status))),
-        Some(End::TooLarge) => {
-            return failure(
-                Outcome::TooLarge,
-                "the answer exceeded the response capture limit",
-            );
-        }
+        Some(End::TooLarge) => return (Outcome::TooLarge, None, None),
+        Some(End::Unreadable) => return (Outcome::Unreadable, None, None),
         Some(End::Cancelled) => {
             return failure(Outcome::Cancelled, "the client went away before the answer");
         }
         Some(End::NoResponse) | None => None,
     };
-    match payload.and_then(|bytes| find_response(bytes, call.message.id.as_ref())) {
+    match found {
         Some(parts) => answered(parts),
         None if status.is_some_and(|s| !s.is_success()) => {
             (Outcome::HttpError, None, Some(http_error(status)))
@@ -109,10 +108,17 @@ fn answered(parts: ResponseParts<'_>) -> Resolution {
         return (Outcome::Success, None, None);
     };
     let result: Option<serde_json::Value> = serde_json::from_str(raw.get()).ok();
-    let field = |key: &str| result.as_ref().and_then(|r| r.get(key));
-    if field("resultType").and_then(|t| t.as_str()) == Some("input_required") {
+    let (is_error, input_required) = match &result {
+        Some(value) => (
+            value.get("isError").and_then(|e| e.as_bool()) == Some(true),
+            value.get("resultType").and_then(|t| t.as_str()) == Some("input_required"),
+        ),
+        // Too deep to become a value: read the flags without building it.
+        None => result_flags(raw),
+    };
+    if input_required {
         (Outcome::InputRequired, result, None)
-    } else if field("isError").and_then(|e| e.as_bool()) == Some(true) {
+    } else if is_error {
         let message = result
             .as_ref()
             .and_then(first_text)

@@ -59,8 +59,9 @@ pub struct Event {
     pub result: Option<Value>,
     /// What happened; see [`Outcome`].
     pub outcome: Outcome,
-    /// True for every outcome but [`Outcome::Success`], [`Outcome::InputRequired`] and
-    /// [`Outcome::Accepted`].
+    /// True when the request failed: every outcome but [`Outcome::Success`],
+    /// [`Outcome::InputRequired`], [`Outcome::Accepted`], and the two unknown outcomes
+    /// [`Outcome::TooLarge`] and [`Outcome::Unreadable`].
     pub is_error: bool,
     /// Error details: the JSON-RPC error, or a description of an HTTP or transport failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,8 +135,13 @@ pub enum Outcome {
     NoResponse,
     /// The client went away (the response was dropped) before the answer.
     Cancelled,
-    /// The answer was larger than the response capture limit, so it was not read.
+    /// The answer was larger than the response capture limit, so it was not read (the
+    /// outcome is unknown; not counted as an error).
     TooLarge,
+    /// The answer was compressed (`Content-Encoding`), so it was not read (the outcome is
+    /// unknown; not counted as an error). Put the analytics layer inside (closer to the
+    /// MCP service than) any compression layer.
+    Unreadable,
 }
 
 impl Outcome {
@@ -148,7 +154,14 @@ impl Outcome {
     /// assert!(Outcome::Cancelled.is_error());
     /// ```
     pub fn is_error(self) -> bool {
-        !matches!(self, Self::Success | Self::InputRequired | Self::Accepted)
+        !matches!(
+            self,
+            Self::Success
+                | Self::InputRequired
+                | Self::Accepted
+                | Self::TooLarge
+                | Self::Unreadable
+        )
     }
 }
 

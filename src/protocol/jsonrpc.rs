@@ -9,18 +9,16 @@
 //! Never panics and never recurses without bound: serde_json's depth limit (128) turns
 //! deeply nested input into a parse failure, and batch arrays are read up to a cap.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use bytes::Bytes;
-use std::borrow::Cow;
-use std::marker::PhantomData;
 
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::mcp;
+use super::wire::{Text, WireError, WireMessage, WireMeta, WireParams, WireReply, WireResultFlags};
 
 /// A JSON-RPC id, normalised so that a response can be matched to its request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -121,42 +119,41 @@ pub(crate) struct ClientBody {
     pub(crate) batch: bool,
     /// Batch entries beyond the cap, not read.
     pub(crate) over_cap: usize,
+    /// Client responses to server requests (sampling, elicitation, roots): no events.
+    pub(crate) responses: usize,
 }
 
-/// Parses a request body. `None` when it is not JSON-RPC at all (malformed JSON, not an
-/// object or array, nesting beyond serde_json's limit).
+/// Parses a request body. `None` when it is not JSON (malformed, not UTF-8) or is neither
+/// an object nor an array; entries that are not JSON-RPC messages are skipped.
 pub(crate) fn parse_client_body(body: &Bytes, cap: usize) -> Option<ClientBody> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    let mut parsed = ClientBody::default();
+    let mut read = |wire: &WireMessage<'_>| {
+        if wire.result.is_some() || wire.error.is_some() {
+            parsed.responses += 1;
+        } else if let Some(message) = client_message(body, wire) {
+            parsed.messages.push(message);
+        }
+    };
     if *first == b'[' {
         let mut de = serde_json::Deserializer::from_slice(body);
         let batch = serde::Deserializer::deserialize_seq(&mut de, CappedVisitor { cap }).ok()?;
         de.end().ok()?;
-        let messages = batch
-            .items
-            .iter()
-            .filter_map(|raw| serde_json::from_str::<WireMessage<'_>>(raw.get()).ok())
-            .filter_map(|wire| client_message(body, &wire))
-            .collect();
-        Some(ClientBody {
-            messages,
-            batch: true,
-            over_cap: batch.extra,
-        })
+        for raw in &batch.items {
+            if let Ok(wire) = serde_json::from_str::<WireMessage<'_>>(raw.get()) {
+                read(&wire);
+            }
+        }
+        parsed.batch = true;
+        parsed.over_cap = batch.extra;
     } else {
-        let wire = serde_json::from_slice::<WireMessage<'_>>(body).ok()?;
-        Some(ClientBody {
-            messages: client_message(body, &wire).into_iter().collect(),
-            batch: false,
-            over_cap: 0,
-        })
+        read(&serde_json::from_slice::<WireMessage<'_>>(body).ok()?);
     }
+    Some(parsed)
 }
 
+/// A request or notification; `None` without a string `method`.
 fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage> {
-    if wire.result.is_some() || wire.error.is_some() {
-        // A client's response to a server request (sampling, elicitation, roots).
-        return None;
-    }
     let method = boxed(&wire.method)?;
     let empty = WireParams::default();
     let params = wire
@@ -186,6 +183,7 @@ fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage>
         name: boxed(&params.name).or_else(|| boxed(&params.uri)),
         arguments: params
             .arguments
+            .filter(|raw| raw.get() != "null")
             .map(|raw| body.slice_ref(raw.get().as_bytes())),
         progress_token: meta.progress_token.and_then(RequestId::from_raw),
         client_name: client_info.and_then(|info| boxed(&info.name)),
@@ -256,48 +254,83 @@ fn server_message(wire: &WireReply<'_>) -> ServerMessage {
 }
 
 /// The response to one request, found in a server payload.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct ResponseParts<'a> {
     pub(crate) result: Option<&'a RawValue>,
     pub(crate) error: Option<&'a RawValue>,
 }
 
-/// Finds the response for `id` in a payload (a message or a batch array). A `null`-id
-/// error answers every request; a request with no known id takes the first response.
-pub(crate) fn find_response<'a>(
-    payload: &'a [u8],
-    id: Option<&RequestId>,
-) -> Option<ResponseParts<'a>> {
-    let matches = |wire: &WireReply<'a>| {
-        if wire.method.is_some() || (wire.result.is_none() && wire.error.is_none()) {
-            return false;
+/// Every response in a payload (a message or a batch array), read once and looked up by
+/// request id.
+#[derive(Debug, Default)]
+pub(crate) struct Responses<'a> {
+    by_id: HashMap<RequestId, ResponseParts<'a>>,
+    /// The first response with a `null` id: it answers every request.
+    unattributed: Option<ResponseParts<'a>>,
+    /// The first response of all, for a request with no known id.
+    first: Option<ResponseParts<'a>>,
+}
+
+impl<'a> Responses<'a> {
+    /// Reads the responses of a payload; anything else in it is skipped.
+    pub(crate) fn read(payload: &'a [u8]) -> Self {
+        let mut responses = Self::default();
+        let mut add = |wire: WireReply<'a>| {
+            if wire.method.is_some() || (wire.result.is_none() && wire.error.is_none()) {
+                return;
+            }
+            let parts = ResponseParts {
+                result: wire.result.filter(|raw| raw.get() != "null"),
+                error: wire.error,
+            };
+            responses.first.get_or_insert(parts);
+            match wire.id.and_then(RequestId::from_raw) {
+                Some(id) => {
+                    responses.by_id.entry(id).or_insert(parts);
+                }
+                None => {
+                    responses.unattributed.get_or_insert(parts);
+                }
+            }
+        };
+        match payload.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => {
+                let items =
+                    serde_json::from_slice::<Vec<&'a RawValue>>(payload).unwrap_or_default();
+                for raw in items {
+                    if let Ok(wire) = serde_json::from_str::<WireReply<'a>>(raw.get()) {
+                        add(wire);
+                    }
+                }
+            }
+            Some(_) => {
+                if let Ok(wire) = serde_json::from_slice::<WireReply<'a>>(payload) {
+                    add(wire);
+                }
+            }
+            None => {}
         }
-        match (id, wire.id.and_then(RequestId::from_raw)) {
-            (_, None) | (None, Some(_)) => true,
-            (Some(wanted), Some(got)) => *wanted == got,
+        responses
+    }
+
+    /// The response for a request with this id (`None`: a request known only from its
+    /// headers, which takes the first response).
+    pub(crate) fn get(&self, id: Option<&RequestId>) -> Option<ResponseParts<'a>> {
+        match id {
+            Some(id) => self.by_id.get(id).copied().or(self.unattributed),
+            None => self.first,
         }
-    };
-    let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first == b'[' {
-        let items = serde_json::from_slice::<Vec<&'a RawValue>>(payload).ok()?;
-        items
-            .into_iter()
-            .filter_map(|raw| serde_json::from_str::<WireReply<'a>>(raw.get()).ok())
-            .find(matches)
-            .map(ResponseParts::from)
-    } else {
-        let wire = serde_json::from_slice::<WireReply<'a>>(payload).ok()?;
-        matches(&wire).then(|| ResponseParts::from(wire))
     }
 }
 
-impl<'a> From<WireReply<'a>> for ResponseParts<'a> {
-    fn from(wire: WireReply<'a>) -> Self {
-        Self {
-            result: wire.result.filter(|raw| raw.get() != "null"),
-            error: wire.error,
-        }
-    }
+/// Reads `isError` and `resultType == "input_required"` from a raw result without
+/// building it (for results too deep to become a value).
+pub(crate) fn result_flags(result: &RawValue) -> (bool, bool) {
+    let flags = serde_json::from_str::<WireResultFlags<'_>>(result.get()).unwrap_or_default();
+    let is_error = flags.is_error.is_some_and(|raw| raw.get() == "true");
+    let input_required =
+        flags.result_type.as_ref().and_then(Text::as_str) == Some("input_required");
+    (is_error, input_required)
 }
 
 /// A JSON-RPC error object, leniently read.
@@ -309,178 +342,13 @@ pub(crate) struct ErrorParts {
 }
 
 pub(crate) fn error_parts(error: &RawValue) -> ErrorParts {
-    #[derive(Deserialize, Default)]
-    struct Wire<'a> {
-        #[serde(default, borrow)]
-        code: Option<&'a RawValue>,
-        #[serde(default, borrow)]
-        message: Option<Text<'a>>,
-        #[serde(default, borrow)]
-        data: Option<&'a RawValue>,
-    }
-    let wire = serde_json::from_str::<Wire<'_>>(error.get()).unwrap_or_default();
+    let wire = serde_json::from_str::<WireError<'_>>(error.get()).unwrap_or_default();
     ErrorParts {
         code: wire.code.and_then(|raw| raw.get().parse().ok()),
         message: wire.message.and_then(|t| t.0).map(String::from),
         data: wire
             .data
             .and_then(|raw| serde_json::from_str(raw.get()).ok()),
-    }
-}
-
-/// A message from the client.
-#[derive(Deserialize)]
-struct WireMessage<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    method: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    params: Option<Lenient<WireParams<'a>>>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
-}
-
-/// A message from the server: only what matching and counting need.
-#[derive(Deserialize)]
-struct WireReply<'a> {
-    #[serde(default, borrow, deserialize_with = "present")]
-    id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    method: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    params: Option<Lenient<WireProgress<'a>>>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    result: Option<&'a RawValue>,
-    #[serde(default, borrow, deserialize_with = "present")]
-    error: Option<&'a RawValue>,
-}
-
-/// `params` of `notifications/progress`.
-#[derive(Deserialize)]
-struct WireProgress<'a> {
-    #[serde(default, borrow, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
-}
-
-/// Keeps a present field present even when its value is `null` (a `null` id still makes a
-/// request, a `null` result still makes a response).
-fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&'de RawValue>::deserialize(de).map(Some)
-}
-
-/// `params` of requests and notifications, read in one pass.
-#[derive(Deserialize, Default)]
-struct WireParams<'a> {
-    #[serde(default, borrow)]
-    name: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    uri: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    arguments: Option<&'a RawValue>,
-    #[serde(default, borrow, rename = "_meta")]
-    meta: Option<Lenient<WireMeta<'a>>>,
-    #[serde(default, borrow, rename = "clientInfo")]
-    client_info: Option<Lenient<WireClientInfo<'a>>>,
-    #[serde(default, borrow, rename = "protocolVersion")]
-    protocol_version: Option<Text<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireMeta<'a> {
-    #[serde(default, borrow, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
-    #[serde(default, borrow, rename = "io.modelcontextprotocol/clientInfo")]
-    client_info: Option<Lenient<WireClientInfo<'a>>>,
-    #[serde(default, borrow, rename = "io.modelcontextprotocol/protocolVersion")]
-    protocol_version: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    traceparent: Option<Text<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-struct WireClientInfo<'a> {
-    #[serde(default, borrow)]
-    name: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    version: Option<Text<'a>>,
-}
-
-/// A string, borrowed when it has no escapes; any other JSON value reads as `None` (junk
-/// under a key is a miss, not a failure of the whole message).
-struct Text<'a>(Option<Cow<'a, str>>);
-
-/// An object read as `T`; any other JSON value reads as `None`.
-struct Lenient<T>(Option<T>);
-
-/// Visitor methods reading every JSON value but the one a visitor wants as `None`.
-macro_rules! skip_other_values {
-    () => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    };
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Option<Cow<'de, str>>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Some(Cow::Owned(s.to_owned())))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
-            skip_other_values!();
-        }
-        de.deserialize_any(TextVisitor).map(Text)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = Option<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map)).map(Some)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
-            skip_other_values!();
-        }
-        de.deserialize_any(ObjectVisitor(PhantomData)).map(Lenient)
     }
 }
 
@@ -634,25 +502,48 @@ mod tests {
     #[test]
     fn finds_responses_by_id_in_objects_and_batches() {
         let one = br#"{"jsonrpc":"2.0","id":3,"result":{"content":[],"isError":true}}"#;
-        let found = find_response(one, Some(&RequestId::Int(3))).expect("found");
-        assert_eq!(
-            found.result.map(RawValue::get),
-            Some(r#"{"content":[],"isError":true}"#)
+        let responses = Responses::read(one);
+        let found = responses.get(Some(&RequestId::Int(3))).expect("found");
+        let result = found.result.expect("result");
+        assert_eq!(result.get(), r#"{"content":[],"isError":true}"#);
+        assert_eq!(result_flags(result), (true, false));
+        assert!(responses.get(Some(&RequestId::Int(4))).is_none());
+        assert!(
+            responses.get(None).is_some(),
+            "a request with no id takes the first response"
         );
-        assert!(find_response(one, Some(&RequestId::Int(4))).is_none());
-        let batch = br#"[{"id":1,"result":{"resultType":"input_required"}},{"id":2,"error":{"code":-32601,"message":"nope"}}]"#;
-        let second = find_response(batch, Some(&RequestId::Int(2))).expect("found");
-        let error = error_parts(second.error.expect("error"));
+
+        let batch = br#"[{"id":1,"result":{"resultType":"input_required"}},{"id":2,"error":{"code":-32601,"message":"nope"}},{"id":2,"result":{}}]"#;
+        let responses = Responses::read(batch);
+        let second = responses.get(Some(&RequestId::Int(2))).expect("found");
+        let error = error_parts(second.error.expect("the first answer for an id wins"));
         assert_eq!(error.code, Some(-32601));
         assert_eq!(error.message.as_deref(), Some("nope"));
-        let first = find_response(batch, Some(&RequestId::Int(1))).expect("found");
-        assert_eq!(
-            first.result.map(RawValue::get),
-            Some(r#"{"resultType":"input_required"}"#)
-        );
+        let first = responses.get(Some(&RequestId::Int(1))).expect("found");
+        assert_eq!(result_flags(first.result.expect("result")), (false, true));
+
         let unattributed =
             br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#;
-        assert!(find_response(unattributed, Some(&RequestId::Int(9))).is_some());
+        assert!(
+            Responses::read(unattributed)
+                .get(Some(&RequestId::Int(9)))
+                .is_some()
+        );
+        assert!(Responses::read(b"not json").get(None).is_none());
+    }
+
+    #[test]
+    fn counts_client_responses_and_keeps_duplicate_keys_readable() {
+        let body = parse(r#"[{"id":1,"result":{}},{"id":2,"error":{"code":1,"message":"x"}}]"#)
+            .expect("parses");
+        assert!(body.messages.is_empty());
+        assert_eq!(body.responses, 2);
+        let dup = parse(
+            r#"{"id":1,"method":"tools/call","params":{"name":"a","name":"b","_meta":{"progressToken":1,"progressToken":2}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(dup.messages[0].name.as_deref(), Some("b"));
+        assert_eq!(dup.messages[0].progress_token, Some(RequestId::Int(2)));
     }
 
     #[test]

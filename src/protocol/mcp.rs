@@ -58,6 +58,16 @@ pub(crate) fn is_event_stream(content_type: Option<&HeaderValue>) -> bool {
     media_type_is(content_type, "text/event-stream")
 }
 
+/// True when a `Content-Encoding` names a coding other than `identity`.
+pub(crate) fn is_encoded(content_encoding: Option<&HeaderValue>) -> bool {
+    content_encoding.is_some_and(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|coding| !coding.trim_ascii().eq_ignore_ascii_case(b"identity"))
+    })
+}
+
 fn media_type_is(content_type: Option<&HeaderValue>, expected: &str) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
@@ -95,5 +105,8 @@ mod tests {
         assert!(is_event_stream(Some(&HeaderValue::from_static(
             "text/event-stream"
         ))));
+        assert!(is_encoded(Some(&HeaderValue::from_static("gzip"))));
+        assert!(!is_encoded(Some(&HeaderValue::from_static("identity"))));
+        assert!(!is_encoded(None));
     }
 }

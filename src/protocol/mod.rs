@@ -6,3 +6,4 @@
 pub(crate) mod jsonrpc;
 pub(crate) mod mcp;
 pub(crate) mod sse;
+mod wire;

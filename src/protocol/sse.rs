@@ -10,6 +10,10 @@
 //! reported as [`SseItem::Oversized`] instead. Never sees or changes the bytes the client
 //! receives: it reads a copy.
 
+/// Room for a field name and its separator (`data: `) beyond the data limit, in a carried
+/// line. A truncated line is then always a data line over the limit.
+const LINE_PREFIX_ROOM: usize = 8;
+
 /// What the decoder hands out.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SseItem<'a> {
@@ -51,6 +55,10 @@ impl SseDecoder {
 
     /// Decodes one chunk, calling `emit` for every event it completes.
     pub(crate) fn feed(&mut self, mut chunk: &[u8], emit: &mut impl FnMut(SseItem<'_>)) {
+        if chunk.is_empty() {
+            // An empty frame changes nothing, not even a pending `\r`.
+            return;
+        }
         if self.after_cr {
             self.after_cr = false;
             if let Some(rest) = chunk.strip_prefix(b"\n") {
@@ -86,9 +94,12 @@ impl SseDecoder {
         }
     }
 
-    /// Appends to the carried line within the limit; true when something was cut.
+    /// Appends to the carried line within the limit (plus room for the `data: ` prefix, so
+    /// that a line is judged the same whether or not it was split); true when something
+    /// was cut.
     fn carry(&self, carried: &mut Vec<u8>, more: &[u8]) -> bool {
-        let room = self.limit.saturating_sub(carried.len());
+        let cap = self.limit.saturating_add(LINE_PREFIX_ROOM);
+        let room = cap.saturating_sub(carried.len());
         carried.extend_from_slice(&more[..more.len().min(room)]);
         self.line_truncated || more.len() > room
     }
@@ -190,6 +201,23 @@ mod tests {
             decode(&[b"data: a\r", b"\n\r", b"\ndata: b\n\n"], 1024),
             vec![Some("a".into()), Some("b".into())]
         );
+        assert_eq!(
+            decode(&[b"data: a\r", b"", b"\n\n"], 1024),
+            vec![Some("a".into())],
+            "an empty chunk inside a CRLF"
+        );
+    }
+
+    #[test]
+    fn limits_do_not_depend_on_the_split() {
+        let stream = b"data: 0123456789\n\n";
+        for limit in 8..14 {
+            let whole = decode(&[stream], limit);
+            for cut in 1..stream.len() {
+                let (a, b) = stream.split_at(cut);
+                assert_eq!(decode(&[a, b], limit), whole, "limit {limit}, cut at {cut}");
+            }
+        }
     }
 
     #[test]
