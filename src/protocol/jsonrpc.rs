@@ -260,11 +260,17 @@ pub(crate) struct ResponseParts<'a> {
     pub(crate) error: Option<&'a RawValue>,
 }
 
+/// Above this many answers, lookups go through a hash index.
+const INDEX_ABOVE: usize = 16;
+
 /// Every response in a payload (a message or a batch array), read once and looked up by
 /// request id.
 #[derive(Debug, Default)]
 pub(crate) struct Responses<'a> {
-    by_id: HashMap<RequestId, ResponseParts<'a>>,
+    /// First answer per id, in payload order.
+    answers: Vec<(RequestId, ResponseParts<'a>)>,
+    /// An index over `answers`, built only for large batches.
+    index: Option<HashMap<RequestId, usize>>,
     /// The first response with a `null` id: it answers every request.
     unattributed: Option<ResponseParts<'a>>,
     /// The first response of all, for a request with no known id.
@@ -285,9 +291,7 @@ impl<'a> Responses<'a> {
             };
             responses.first.get_or_insert(parts);
             match wire.id.and_then(RequestId::from_raw) {
-                Some(id) => {
-                    responses.by_id.entry(id).or_insert(parts);
-                }
+                Some(id) => responses.answers.push((id, parts)),
                 None => {
                     responses.unattributed.get_or_insert(parts);
                 }
@@ -310,16 +314,34 @@ impl<'a> Responses<'a> {
             }
             None => {}
         }
+        if responses.answers.len() > INDEX_ABOVE {
+            let mut index = HashMap::with_capacity(responses.answers.len());
+            for (position, (id, _)) in responses.answers.iter().enumerate() {
+                index.entry(id.clone()).or_insert(position);
+            }
+            responses.index = Some(index);
+        }
         responses
     }
 
     /// The response for a request with this id (`None`: a request known only from its
     /// headers, which takes the first response).
     pub(crate) fn get(&self, id: Option<&RequestId>) -> Option<ResponseParts<'a>> {
-        match id {
-            Some(id) => self.by_id.get(id).copied().or(self.unattributed),
-            None => self.first,
-        }
+        let Some(id) = id else {
+            return self.first;
+        };
+        let found = match &self.index {
+            Some(index) => index
+                .get(id)
+                .and_then(|&position| self.answers.get(position))
+                .map(|(_, parts)| *parts),
+            None => self
+                .answers
+                .iter()
+                .find(|(got, _)| got == id)
+                .map(|(_, parts)| *parts),
+        };
+        found.or(self.unattributed)
     }
 }
 
@@ -530,6 +552,15 @@ mod tests {
                 .is_some()
         );
         assert!(Responses::read(b"not json").get(None).is_none());
+
+        let many: Vec<String> = (0..40)
+            .map(|n| format!(r#"{{"id":{n},"result":{{"n":{n}}}}}"#))
+            .collect();
+        let many = format!("[{}]", many.join(","));
+        let responses = Responses::read(many.as_bytes());
+        let found = responses.get(Some(&RequestId::Int(33))).expect("indexed");
+        assert_eq!(found.result.map(RawValue::get), Some(r#"{"n":33}"#));
+        assert!(responses.get(Some(&RequestId::Int(40))).is_none());
     }
 
     #[test]
