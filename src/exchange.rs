@@ -14,6 +14,7 @@ use http::StatusCode;
 
 use crate::delivery::Recorder;
 use crate::event::ResponseKind;
+use crate::identity::UserIdentity;
 use crate::protocol::jsonrpc::{
     ClientMessage, MessageKind, RequestId, ServerMessage, for_each_server_message,
 };
@@ -30,6 +31,14 @@ pub(crate) struct RequestInfo {
     pub(crate) batch: bool,
     /// Bytes of the captured request body the calls' arguments point into.
     pub(crate) body_len: usize,
+    /// What the `identify` hook returned.
+    pub(crate) user: Option<UserIdentity>,
+    /// What the `session_key` hook returned.
+    pub(crate) session_key: Option<String>,
+    /// Clues to the AI client when its messages do not name it.
+    pub(crate) user_agent: Option<Box<str>>,
+    pub(crate) client_header_name: Option<Box<str>>,
+    pub(crate) client_header_version: Option<Box<str>>,
 }
 
 /// How a call ended.
@@ -219,7 +228,10 @@ impl Exchange {
             return;
         };
         recorder.record(Finished {
-            info: std::mem::replace(&mut self.info, RequestInfo::empty()),
+            info: std::mem::replace(
+                &mut self.info,
+                RequestInfo::new(Instant::now(), SystemTime::UNIX_EPOCH),
+            ),
             calls: std::mem::take(&mut self.calls),
             status: self.status,
             response_kind: self.response_kind,
@@ -238,14 +250,21 @@ impl Drop for Exchange {
 }
 
 impl RequestInfo {
-    fn empty() -> Self {
+    /// A request that arrived at `started` (`timestamp` on the wall clock), with nothing
+    /// else known yet.
+    pub(crate) fn new(started: Instant, timestamp: SystemTime) -> Self {
         Self {
-            started: Instant::now(),
-            timestamp: SystemTime::UNIX_EPOCH,
+            started,
+            timestamp,
             protocol_version: None,
             mcp_session: None,
             batch: false,
             body_len: 0,
+            user: None,
+            session_key: None,
+            user_agent: None,
+            client_header_name: None,
+            client_header_version: None,
         }
     }
 }

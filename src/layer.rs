@@ -5,16 +5,21 @@
 //! runtime, or on a small thread of its own when built outside one). Never touches a
 //! request: that is [`AnalyticsService`]'s job.
 
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 
 use crate::delivery::{self, Counters, Recorder, ShutdownReport, Stats, WorkerConfig};
+use crate::enrich::Enricher;
+use crate::hooks::Hooks;
+use crate::identity::{RequestView, UserIdentity};
 use crate::service::AnalyticsService;
+use crate::session::{MemorySessionStore, SessionMode, SessionStore, Sessions};
 use crate::sink::{JsonLinesSink, Sink};
 
 /// Default most bytes of a request body read before the request reaches the server.
@@ -28,9 +33,14 @@ pub(crate) struct Config {
     pub(crate) max_calls_per_request: usize,
 }
 
+/// A source of wall-clock time (injectable for tests and demos).
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
+    pub(crate) hooks: Hooks,
+    clock: Option<Clock>,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// Whether the first shutdown delivered everything before its deadline.
     flushed: AtomicBool,
@@ -161,6 +171,15 @@ impl AnalyticsLayer {
     }
 }
 
+impl Shared {
+    /// The wall-clock time of a request's arrival.
+    pub(crate) fn now(&self) -> SystemTime {
+        self.clock
+            .as_ref()
+            .map_or_else(SystemTime::now, |clock| clock())
+    }
+}
+
 impl<S> Layer<S> for AnalyticsLayer {
     type Service = AnalyticsService<S>;
 
@@ -199,6 +218,12 @@ impl std::fmt::Debug for AnalyticsLayer {
 #[must_use]
 pub struct AnalyticsLayerBuilder {
     sink: Option<Arc<dyn Sink>>,
+    hooks: Hooks,
+    session_mode: SessionMode,
+    inactivity_window: Duration,
+    session_store: Option<Arc<dyn SessionStore>>,
+    identity_capacity: usize,
+    clock: Option<Clock>,
     capture_limit: usize,
     response_capture_limit: usize,
     max_calls_per_request: usize,
@@ -212,6 +237,12 @@ impl Default for AnalyticsLayerBuilder {
     fn default() -> Self {
         Self {
             sink: None,
+            hooks: Hooks::default(),
+            session_mode: SessionMode::Auto,
+            inactivity_window: Duration::from_secs(30 * 60),
+            session_store: None,
+            identity_capacity: 100_000,
+            clock: None,
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             response_capture_limit: DEFAULT_CAPTURE_LIMIT,
             max_calls_per_request: 100,
@@ -235,6 +266,127 @@ impl AnalyticsLayerBuilder {
     /// ```
     pub fn sink(mut self, sink: impl Sink) -> Self {
         self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Who made each request. Runs on the request path, synchronously, before the server
+    /// sees the request, for every request that produces events: keep it lightweight (read
+    /// a header, an extension an auth layer set, a field of the arguments; no I/O). A
+    /// panic in it is caught and counted (`stats().hook_panics.identify`); the event then
+    /// goes out anonymous. An identify event is emitted when a user is new or their name
+    /// or data changed. See [`identity::from_header`](crate::identity::from_header) and
+    /// [`identity::from_bearer_token`](crate::identity::from_bearer_token).
+    ///
+    /// ```
+    /// use tower_mcp_analytics::{AnalyticsLayer, UserIdentity};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = AnalyticsLayer::builder()
+    ///     .identify(|request| request.header("x-user-id").map(UserIdentity::new))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn identify<F>(mut self, identify: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Option<UserIdentity> + Send + Sync + 'static,
+    {
+        self.hooks.identify = Some(Arc::new(identify));
+        self
+    }
+
+    /// The server's own session key for a request (e.g. an explicit state handle among
+    /// the arguments): events with the same key share a session whose id is derived from
+    /// the key. Runs on the request path like [`identify`](Self::identify); a panic is
+    /// caught and counted, and the event is then grouped as if no key was given.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .session_key(|request| request.header("x-conversation-id").map(String::from))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn session_key<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.hooks.session_key = Some(Arc::new(key));
+        self
+    }
+
+    /// How events get their session (default [`SessionMode::Auto`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .session_mode(tower_mcp_analytics::SessionMode::Backend)
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn session_mode(mut self, mode: SessionMode) -> Self {
+        self.session_mode = mode;
+        self
+    }
+
+    /// Longest gap between two events of a user and client that keeps them in one session
+    /// (default 30 minutes). Also how long a session's client is remembered.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .inactivity_window(Duration::from_secs(15 * 60))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn inactivity_window(mut self, window: Duration) -> Self {
+        self.inactivity_window = window;
+        self
+    }
+
+    /// Where session grouping state lives (default: a [`MemorySessionStore`] of
+    /// `identity_capacity` groups).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .session_store(tower_mcp_analytics::MemorySessionStore::with_capacity(10_000))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn session_store(mut self, store: impl SessionStore) -> Self {
+        self.session_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Most users, sessions and clients remembered in memory (default 100,000 each; least
+    /// recently seen evicted), so that a client inventing identities cannot grow memory.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().identity_capacity(10_000).build();
+    /// # }
+    /// ```
+    pub fn identity_capacity(mut self, entries: usize) -> Self {
+        self.identity_capacity = entries.max(1);
+        self
+    }
+
+    /// The wall clock requests are stamped with (default `SystemTime::now`); sessions are
+    /// grouped by these times. For tests and demos.
+    ///
+    /// ```
+    /// # use std::time::{Duration, SystemTime};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().clock(move || start).build();
+    /// # }
+    /// ```
+    pub fn clock<F>(mut self, clock: F) -> Self
+    where
+        F: Fn() -> SystemTime + Send + Sync + 'static,
+    {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -358,7 +510,17 @@ impl AnalyticsLayerBuilder {
             batch_size: self.batch_size,
             flush_interval: self.flush_interval,
         };
-        let worker = spawn_worker(delivery::run(rx, wake, sink, counters, config));
+        let capacity = NonZeroUsize::new(self.identity_capacity).unwrap_or(NonZeroUsize::MIN);
+        let store = self
+            .session_store
+            .unwrap_or_else(|| Arc::new(MemorySessionStore::with_capacity(self.identity_capacity)));
+        let sessions = Sessions {
+            mode: self.session_mode,
+            window: self.inactivity_window,
+            store,
+        };
+        let enricher = Enricher::new(sessions, capacity, Arc::clone(&counters));
+        let worker = spawn_worker(delivery::run(rx, wake, sink, enricher, counters, config));
         AnalyticsLayer {
             shared: Arc::new(Shared {
                 config: Config {
@@ -367,6 +529,8 @@ impl AnalyticsLayerBuilder {
                     max_calls_per_request: self.max_calls_per_request,
                 },
                 recorder,
+                hooks: self.hooks,
+                clock: self.clock,
                 worker: Mutex::new(worker),
                 flushed: AtomicBool::new(true),
             }),

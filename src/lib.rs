@@ -37,16 +37,24 @@
 
 mod body;
 mod delivery;
+mod enrich;
 mod event;
 mod exchange;
+mod hooks;
+pub mod identity;
 mod layer;
 mod protocol;
 mod service;
+mod session;
 pub mod sink;
 
 pub use body::{ObservedBody, ReplayBody};
-pub use delivery::{Dropped, ShutdownReport, Stats};
-pub use event::{Event, EventError, Outcome, ResponseKind, UserIdentity};
+pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats};
+pub use event::{Event, EventError, Outcome, ResponseKind};
+pub use identity::{McpMessage, RequestView, UserIdentity};
 pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
 pub use service::{AnalyticsService, ResponseFuture};
+pub use session::{
+    MemorySessionStore, SessionMode, SessionRequest, SessionStore, StoreError, StoreFuture,
+};
 pub use sink::{JsonLinesSink, MemorySink};

@@ -10,18 +10,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::body::{Capture, Captured, ObservedBody, ReplayBody, ResponseTap};
-use crate::delivery::{DropReason, Recorder};
+use crate::delivery::DropReason;
 use crate::exchange::{End, Exchange, RequestInfo};
+use crate::identity::RequestView;
 use crate::layer::{AnalyticsLayer, Shared};
 use crate::protocol::jsonrpc::{ClientMessage, parse_client_body};
 use crate::protocol::mcp;
@@ -109,17 +110,19 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let headers = request.headers();
         if request.method() != Method::POST || !mcp::is_json(headers.get(CONTENT_TYPE)) {
+            if request.method() == Method::DELETE
+                && let Some(session) = mcp::header_text(headers.get(mcp::SESSION_ID))
+            {
+                self.shared.recorder.session_ended(session);
+            }
             return self.call_now(request, None);
         }
-        let started = Instant::now();
-        let info = RequestInfo {
-            started,
-            timestamp: SystemTime::now(),
-            protocol_version: mcp::header_text(headers.get(mcp::PROTOCOL_VERSION)),
-            mcp_session: mcp::header_text(headers.get(mcp::SESSION_ID)),
-            batch: false,
-            body_len: 0,
-        };
+        let mut info = RequestInfo::new(Instant::now(), self.shared.now());
+        info.protocol_version = mcp::header_text(headers.get(mcp::PROTOCOL_VERSION));
+        info.mcp_session = mcp::header_text(headers.get(mcp::SESSION_ID));
+        info.user_agent = mcp::header_text(headers.get(USER_AGENT));
+        info.client_header_name = mcp::header_text(headers.get(mcp::CLIENT_NAME));
+        info.client_header_version = mcp::header_text(headers.get(mcp::CLIENT_VERSION));
         let from_headers = mcp::header_text(headers.get(mcp::METHOD)).map(|method| {
             ClientMessage::from_headers(method, mcp::header_text(headers.get(mcp::NAME)))
         });
@@ -129,8 +132,9 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > limit as u64) {
-            let exchange = header_exchange(&self.shared.recorder, info, from_headers);
-            return self.call_now(request, exchange);
+            let (parts, body) = request.into_parts();
+            let exchange = header_exchange(&self.shared, info, &parts, from_headers);
+            return self.call_now(Request::from_parts(parts, body), exchange);
         }
         // The body must be read before the inner service is called: take the service that
         // was driven to readiness and leave a clone in its place.
@@ -298,16 +302,20 @@ where
                         } else {
                             self.info.batch = parsed.batch;
                             self.info.body_len = body.len();
-                            let recorder = Arc::clone(recorder);
-                            Some(Exchange::new(self.info, parsed.messages, recorder))
+                            Some(open_exchange(
+                                shared,
+                                self.info,
+                                &self.parts,
+                                parsed.messages,
+                            ))
                         }
                     }
-                    None => header_exchange(recorder, self.info, self.from_headers),
+                    None => header_exchange(shared, self.info, &self.parts, self.from_headers),
                 };
                 (ReplayBody::replay(body, None, trailers, None), exchange)
             }
             Captured::OverLimit { prefix } => {
-                let exchange = header_exchange(recorder, self.info, self.from_headers);
+                let exchange = header_exchange(shared, self.info, &self.parts, self.from_headers);
                 (
                     ReplayBody::replay(prefix, None, None, Some(self.body)),
                     exchange,
@@ -325,15 +333,30 @@ where
 /// An exchange for a request whose body was not read: its call comes from the
 /// `Mcp-Method` / `Mcp-Name` headers, or there is none (counted as unparsed).
 fn header_exchange(
-    recorder: &Arc<Recorder>,
+    shared: &Shared,
     info: RequestInfo,
+    parts: &http::request::Parts,
     from_headers: Option<ClientMessage>,
 ) -> Option<Exchange> {
     match from_headers {
-        Some(message) => Some(Exchange::new(info, vec![message], Arc::clone(recorder))),
+        Some(message) => Some(open_exchange(shared, info, parts, vec![message])),
         None => {
-            recorder.counters().unparsed_request();
+            shared.recorder.counters().unparsed_request();
             None
         }
     }
+}
+
+/// Runs the request hooks and opens the exchange of `messages`.
+fn open_exchange(
+    shared: &Shared,
+    mut info: RequestInfo,
+    parts: &http::request::Parts,
+    messages: Vec<ClientMessage>,
+) -> Exchange {
+    let view = RequestView::new(parts, &messages);
+    let answers = shared.hooks.run(&view, shared.recorder.counters());
+    info.user = answers.user;
+    info.session_key = answers.session_key;
+    Exchange::new(info, messages, Arc::clone(&shared.recorder))
 }

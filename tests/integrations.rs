@@ -293,7 +293,10 @@ async fn custom_service_fn_with_oneshot() {
         Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     );
     assert_eq!(event.protocol_version, None);
-    assert_eq!(event.session_id, None);
+    assert!(
+        event.session_id.is_some(),
+        "anonymous: a session of its own"
+    );
 
     // Not observed: a GET, and a POST whose content type is not JSON.
     let get = Request::builder()
@@ -516,14 +519,12 @@ async fn json_lines_sink_to_a_file() {
     assert_eq!(raw["outcome"], "success");
     assert_eq!(raw["response_kind"], "sse");
     assert_eq!(raw["event_type"], "mcp:tools/call");
-    for absent in [
-        "session_id",
-        "user",
-        "tags",
-        "properties",
-        "error",
-        "traceparent",
-    ] {
+    assert!(
+        raw["session_id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ses_"))
+    );
+    for absent in ["user", "tags", "properties", "error", "traceparent"] {
         assert!(raw.get(absent).is_none(), "{absent} in {raw}");
     }
 }

@@ -204,6 +204,8 @@ fn essence(event: &Event) -> Event {
     event.id = String::new();
     event.timestamp = String::new();
     event.duration_ms = 0.0;
+    // Anonymous events get a fresh session each.
+    event.session_id = None;
     event
 }
 
@@ -1573,8 +1575,11 @@ proptest! {
             let info = meta
                 .and_then(|m| m.get("io.modelcontextprotocol/clientInfo"))
                 .or_else(|| params.and_then(|p| p.get("clientInfo")));
-            prop_assert_eq!(event.client_name.as_deref(), info.and_then(|i| text_at(i, &["name"])));
-            prop_assert_eq!(event.client_version.as_deref(), info.and_then(|i| text_at(i, &["version"])));
+            // A client is known by its name: a version without a usable name is no client.
+            let name = info.and_then(|i| text_at(i, &["name"]));
+            prop_assert_eq!(event.client_name.as_deref(), name);
+            let version = name.and(info.and_then(|i| text_at(i, &["version"])));
+            prop_assert_eq!(event.client_version.as_deref(), version);
             prop_assert_eq!(event.outcome, Outcome::NoResponse);
             Ok(())
         })?;

@@ -10,6 +10,6 @@ mod stats;
 mod worker;
 
 pub(crate) use recorder::Recorder;
-pub(crate) use stats::{Counters, DropReason};
-pub use stats::{Dropped, ShutdownReport, Stats};
+pub(crate) use stats::{Counters, DropReason, HookKind};
+pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
 pub(crate) use worker::{WorkerConfig, run};

@@ -13,10 +13,15 @@ use super::stats::{Counters, DropReason};
 use crate::exchange::Finished;
 
 /// What travels to the worker.
+// Almost every envelope is an exchange; boxing it to shrink the two rare variants would
+// cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Envelope {
     Exchange(Queued),
     /// Deliver everything before this point, then answer.
     Flush(oneshot::Sender<()>),
+    /// A client ended its MCP session (DELETE); the raw `Mcp-Session-Id`.
+    SessionEnded(Box<str>),
 }
 
 /// A finished exchange in the queue. If it is dropped before the worker takes it (the
@@ -103,6 +108,12 @@ impl Recorder {
     /// From now on every record is counted as lost to shutdown.
     pub(crate) fn close(&self) {
         self.closed.store(true, Relaxed);
+    }
+
+    /// Tells the worker a client ended its MCP session. Best effort: when the queue is full
+    /// the session is forgotten at the end of the inactivity window instead.
+    pub(crate) fn session_ended(&self, raw: Box<str>) {
+        let _ = self.tx.try_send(Envelope::SessionEnded(raw));
     }
 
     /// Hands a finished exchange to the worker, or counts it as dropped. Never blocks.

@@ -16,6 +16,22 @@ pub(crate) enum DropReason {
     Shutdown,
 }
 
+/// A user hook.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HookKind {
+    Identify,
+    SessionKey,
+}
+
+impl HookKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Identify => "identify",
+            Self::SessionKey => "session_key",
+        }
+    }
+}
+
 /// Live counters shared by the recorder, the worker and the layer handle.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -26,6 +42,9 @@ pub(crate) struct Counters {
     sink_error: AtomicU64,
     shutdown: AtomicU64,
     requests_unparsed: AtomicU64,
+    identify_panics: AtomicU64,
+    session_key_panics: AtomicU64,
+    session_store_errors: AtomicU64,
     /// Events the worker has taken off the queue and not yet delivered or dropped.
     pub(crate) in_worker: AtomicU64,
     /// Bytes kept alive by queued exchanges.
@@ -55,6 +74,18 @@ impl Counters {
         self.requests_unparsed.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn hook_panicked(&self, kind: HookKind) {
+        let counter = match kind {
+            HookKind::Identify => &self.identify_panics,
+            HookKind::SessionKey => &self.session_key_panics,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn session_store_failed(&self) {
+        self.session_store_errors.fetch_add(1, Relaxed);
+    }
+
     /// Counts the events a stopped worker still held as lost to shutdown.
     pub(crate) fn abandon_in_worker(&self) {
         let n = self.in_worker.swap(0, Relaxed);
@@ -76,6 +107,11 @@ impl Counters {
             in_queue: recorded.saturating_sub(delivered + dropped.total()),
             dropped,
             requests_unparsed: self.requests_unparsed.load(Relaxed),
+            hook_panics: HookPanics {
+                identify: self.identify_panics.load(Relaxed),
+                session_key: self.session_key_panics.load(Relaxed),
+            },
+            session_store_errors: self.session_store_errors.load(Relaxed),
         }
     }
 }
@@ -97,7 +133,8 @@ impl Counters {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Events the layer produced (one per MCP request or notification observed).
+    /// Events the layer produced: one per MCP request or notification observed, plus one
+    /// identify event each time a user is new or changed.
     pub recorded: u64,
     /// Events a sink accepted.
     pub delivered: u64,
@@ -110,6 +147,28 @@ pub struct Stats {
     /// too large to read, when no `Mcp-Method` header gave a fallback. The request itself
     /// passes through untouched.
     pub requests_unparsed: u64,
+    /// Hooks that panicked (the request was unaffected; the event went out without what
+    /// the hook would have given).
+    pub hook_panics: HookPanics,
+    /// Batches the session store failed to assign (their grouped events went out without
+    /// a `session_id`).
+    pub session_store_errors: u64,
+}
+
+/// Panics caught in user hooks, by hook.
+///
+/// ```
+/// use tower_mcp_analytics::HookPanics;
+///
+/// assert_eq!(HookPanics::default().identify, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct HookPanics {
+    /// `identify` panicked: the event went out anonymous.
+    pub identify: u64,
+    /// `session_key` panicked: the event was grouped as if no key was given.
+    pub session_key: u64,
 }
 
 /// Events lost, by reason.

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::recorder::Envelope;
 use super::stats::{Counters, DropReason};
+use crate::enrich::Enricher;
 use crate::event::{Event, build};
 use crate::sink::Sink;
 
@@ -40,11 +41,12 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<Envelope>,
     wake: Arc<Notify>,
     sink: Arc<dyn Sink>,
+    mut enricher: Enricher,
     counters: Arc<Counters>,
     config: WorkerConfig,
 ) {
     let batch_size = config.batch_size.max(1);
-    let mut events: Vec<Event> = Vec::new();
+    let mut batch = Batch::default();
     loop {
         tokio::select! {
             () = wake.notified() => {}
@@ -54,24 +56,68 @@ pub(crate) async fn run(
             match rx.try_recv() {
                 Ok(Envelope::Exchange(queued)) => {
                     if let Some(finished) = queued.take() {
-                        events.extend(build::events(finished));
+                        batch.add(build::events(finished));
                     }
-                    if events.len() >= batch_size {
-                        deliver(&*sink, &counters, &mut events, batch_size).await;
+                    if batch.events >= batch_size {
+                        batch
+                            .deliver(&mut enricher, &*sink, &counters, batch_size)
+                            .await;
                     }
                 }
                 Ok(Envelope::Flush(ack)) => {
-                    deliver(&*sink, &counters, &mut events, batch_size).await;
+                    batch
+                        .deliver(&mut enricher, &*sink, &counters, batch_size)
+                        .await;
                     let _ = ack.send(());
+                }
+                Ok(Envelope::SessionEnded(raw)) => {
+                    // Events already built belong to the session; forget it after them.
+                    batch
+                        .deliver(&mut enricher, &*sink, &counters, batch_size)
+                        .await;
+                    enricher.session_ended(&raw);
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
-                    deliver(&*sink, &counters, &mut events, batch_size).await;
+                    batch
+                        .deliver(&mut enricher, &*sink, &counters, batch_size)
+                        .await;
                     return;
                 }
             }
         }
-        deliver(&*sink, &counters, &mut events, batch_size).await;
+        batch
+            .deliver(&mut enricher, &*sink, &counters, batch_size)
+            .await;
+    }
+}
+
+/// Exchanges built into events, waiting for enrichment and the sink.
+#[derive(Default)]
+struct Batch {
+    exchanges: Vec<build::Built>,
+    events: usize,
+}
+
+impl Batch {
+    fn add(&mut self, built: build::Built) {
+        self.events += built.events.len();
+        self.exchanges.push(built);
+    }
+
+    async fn deliver(
+        &mut self,
+        enricher: &mut Enricher,
+        sink: &dyn Sink,
+        counters: &Counters,
+        batch_size: usize,
+    ) {
+        if self.exchanges.is_empty() {
+            return;
+        }
+        self.events = 0;
+        let mut events = enricher.enrich(std::mem::take(&mut self.exchanges)).await;
+        deliver(sink, counters, &mut events, batch_size).await;
     }
 }
 

@@ -1,28 +1,51 @@
 //! Building [`Event`]s from a finished exchange. Runs in the worker, never on the request
 //! path: this is where results are read in depth and values are allocated.
 
+use std::time::SystemTime;
+
 use http::StatusCode;
 
 use super::ids::{derived_id, new_id};
 use super::time::rfc3339_millis;
 use super::{Event, EventError, Outcome};
 use crate::exchange::{Call, End, Finished};
+use crate::identity::UserIdentity;
 use crate::protocol::jsonrpc::{ResponseParts, Responses, error_parts, result_flags};
 
 /// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
 const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
 
+/// The id an `Mcp-Session-Id` value stands for in events (the value itself never leaves
+/// the process).
+pub(crate) fn mcp_session_id(raw: &str) -> String {
+    derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes())
+}
+
+/// The events of one exchange and what the worker's later stages need to know about it.
+pub(crate) struct Built {
+    pub(crate) events: Vec<Event>,
+    pub(crate) context: Context,
+}
+
+/// Request-level facts for client resolution and sessions.
+pub(crate) struct Context {
+    pub(crate) at: SystemTime,
+    /// Derived id of the MCP session, when the request named one or its response opened one.
+    pub(crate) mcp_session: Option<String>,
+    pub(crate) session_key: Option<String>,
+    pub(crate) user_agent: Option<Box<str>>,
+    pub(crate) client_header_name: Option<Box<str>>,
+    pub(crate) client_header_version: Option<Box<str>>,
+    pub(crate) status: Option<StatusCode>,
+}
+
 /// The events of one exchange, in request order.
-pub(crate) fn events(finished: Finished) -> Vec<Event> {
+pub(crate) fn events(mut finished: Finished) -> Built {
     let timestamp = rfc3339_millis(finished.info.timestamp);
-    let session_id = finished
-        .info
-        .mcp_session
-        .as_deref()
-        .map(|raw| derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes()));
+    let user = finished.info.user.take().map(UserIdentity::bounded);
     // A JSON body answers every call of the exchange: read it once.
     let body = finished.body.as_deref().map(Responses::read);
-    finished
+    let events = finished
         .calls
         .iter()
         .map(|call| {
@@ -52,8 +75,9 @@ pub(crate) fn events(finished: Finished) -> Vec<Event> {
                     .map(String::from),
                 client_name: message.client_name.as_deref().map(String::from),
                 client_version: message.client_version.as_deref().map(String::from),
-                session_id: session_id.clone(),
-                user: None,
+                client_display_name: None,
+                session_id: None,
+                user: user.clone(),
                 http_status: finished.status.map(|s| s.as_u16()),
                 response_kind: finished.response_kind,
                 progress_notifications: call.progress,
@@ -64,7 +88,20 @@ pub(crate) fn events(finished: Finished) -> Vec<Event> {
                 properties: None,
             }
         })
-        .collect()
+        .collect();
+    let info = finished.info;
+    Built {
+        events,
+        context: Context {
+            at: info.timestamp,
+            mcp_session: info.mcp_session.as_deref().map(mcp_session_id),
+            session_key: info.session_key,
+            user_agent: info.user_agent,
+            client_header_name: info.client_header_name,
+            client_header_version: info.client_header_version,
+            status: finished.status,
+        },
+    }
 }
 
 type Resolution = (Outcome, Option<serde_json::Value>, Option<EventError>);

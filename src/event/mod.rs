@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::identity::UserIdentity;
+
 /// One MCP request (or client notification) as seen by the layer, ready for a sink.
 ///
 /// Serialised as a JSON object with these snake_case keys; fields that are `None` or
@@ -35,14 +37,15 @@ use serde_json::Value;
 pub struct Event {
     /// Unique event id: `evt_` followed by 27 base62 characters, time-sortable.
     pub id: String,
-    /// `mcp:` followed by the JSON-RPC method, e.g. `mcp:tools/call`, `mcp:initialize`.
+    /// `mcp:` followed by the JSON-RPC method, e.g. `mcp:tools/call`, `mcp:initialize`; or
+    /// `identify` for the event recording that a user is new or changed.
     pub event_type: String,
     /// When the request arrived, RFC 3339 in UTC with milliseconds.
     pub timestamp: String,
     /// Milliseconds from the request's arrival to its response message (or to the moment
     /// the outcome was known: stream end, cancellation).
     pub duration_ms: f64,
-    /// The JSON-RPC method, e.g. `tools/call`.
+    /// The JSON-RPC method, e.g. `tools/call` (`identify` for identify events).
     pub method: String,
     /// Tool name (`tools/call`), prompt name (`prompts/get`) or resource URI
     /// (`resources/read`, `resources/subscribe`, ...).
@@ -75,8 +78,14 @@ pub struct Event {
     /// The AI client's self-reported version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_version: Option<String>,
+    /// A display name for well-known clients (`claude-ai` is "Claude Desktop",
+    /// `cursor-vscode` is "Cursor").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_display_name: Option<String>,
     /// The session this event belongs to: `ses_` followed by 27 base62 characters. With an
-    /// `Mcp-Session-Id` header it is derived from that header (never the raw value).
+    /// `Mcp-Session-Id` header it is derived from that header (never the raw value);
+    /// otherwise events are grouped by user + client + inactivity window (see
+    /// [`SessionMode`](crate::SessionMode)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// Who made the request, when the server identified the user.
@@ -207,64 +216,4 @@ pub struct EventError {
     /// The JSON-RPC error's `data`, when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
-}
-
-/// A user, as the server's `identify` hook names them.
-///
-/// ```
-/// use tower_mcp_analytics::UserIdentity;
-///
-/// let user = UserIdentity::new("user-42").with_name("Ada");
-/// assert_eq!(user.id, "user-42");
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct UserIdentity {
-    /// A stable id for the user.
-    pub id: String,
-    /// A display name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Any JSON data about the user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-impl UserIdentity {
-    /// A user known by id only.
-    ///
-    /// ```
-    /// # use tower_mcp_analytics::UserIdentity;
-    /// assert_eq!(UserIdentity::new("u1").name, None);
-    /// ```
-    pub fn new(id: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            name: None,
-            data: None,
-        }
-    }
-
-    /// Adds a display name.
-    ///
-    /// ```
-    /// # use tower_mcp_analytics::UserIdentity;
-    /// assert_eq!(UserIdentity::new("u1").with_name("Ada").name.as_deref(), Some("Ada"));
-    /// ```
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Adds JSON data.
-    ///
-    /// ```
-    /// # use tower_mcp_analytics::UserIdentity;
-    /// let user = UserIdentity::new("u1").with_data(serde_json::json!({"plan": "pro"}));
-    /// assert_eq!(user.data.unwrap()["plan"], "pro");
-    /// ```
-    pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
-        self
-    }
 }

@@ -18,6 +18,10 @@ pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-i
 pub(crate) const METHOD: HeaderName = HeaderName::from_static("mcp-method");
 /// `Mcp-Name` (SEP-2243, 2026-07-28): tool name, prompt name or resource URI.
 pub(crate) const NAME: HeaderName = HeaderName::from_static("mcp-name");
+/// `x-mcp-client-name`: a client's name, for clients that send it as a header.
+pub(crate) const CLIENT_NAME: HeaderName = HeaderName::from_static("x-mcp-client-name");
+/// `x-mcp-client-version`.
+pub(crate) const CLIENT_VERSION: HeaderName = HeaderName::from_static("x-mcp-client-version");
 
 /// The progress notification method.
 pub(crate) const NOTIFICATION_PROGRESS: &str = "notifications/progress";
