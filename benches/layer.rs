@@ -25,7 +25,7 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_mcp_analytics::AnalyticsLayer;
-use tower_mcp_analytics::sink::{Sink, SinkFuture};
+use tower_mcp_analytics::sink::{Batch, Sink, SinkFuture};
 
 const REQUEST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric"},"_meta":{"progressToken":42}}}"#;
 const RESULT: &str = r#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"Sunny, 21 degrees"}],"isError":false}}"#;
@@ -101,7 +101,7 @@ where
 struct Discard;
 
 impl Sink for Discard {
-    fn send<'a>(&'a self, _events: &'a [tower_mcp_analytics::Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> SinkFuture<'a> {
         Box::pin(std::future::ready(Ok(())))
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 
-use crate::delivery::{self, Counters, Recorder, ShutdownReport, Stats, WorkerConfig};
+use crate::delivery::{self, Counters, Recorder, RetryPolicy, ShutdownReport, Stats, WorkerConfig};
 use crate::enrich::Enricher;
 use crate::hooks::Hooks;
 use crate::identity::{RequestView, UserIdentity};
@@ -211,6 +211,9 @@ impl std::fmt::Debug for AnalyticsLayer {
 ///     .queue_capacity(5_000)
 ///     .queue_bytes(8 << 20)
 ///     .batch_size(200)
+///     .batch_bytes(256 * 1024)
+///     .max_in_flight(2)
+///     .max_attempts(5)
 ///     .flush_interval(std::time::Duration::from_secs(1))
 ///     .build();
 /// # }
@@ -230,7 +233,10 @@ pub struct AnalyticsLayerBuilder {
     queue_capacity: usize,
     queue_bytes: usize,
     batch_size: usize,
+    batch_bytes: usize,
     flush_interval: Duration,
+    max_in_flight: usize,
+    retry: RetryPolicy,
 }
 
 impl Default for AnalyticsLayerBuilder {
@@ -249,7 +255,10 @@ impl Default for AnalyticsLayerBuilder {
             queue_capacity: 10_000,
             queue_bytes: 16 * 1024 * 1024,
             batch_size: 100,
-            flush_interval: Duration::from_millis(500),
+            batch_bytes: 512 * 1024,
+            flush_interval: Duration::from_secs(1),
+            max_in_flight: 2,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -431,15 +440,17 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Most finished HTTP exchanges waiting for the worker (default 10,000).
+    /// Most events waiting between the request path and the worker (default 10,000);
+    /// the worker itself also holds at most this many (batched, in flight, awaiting a
+    /// retry). Past it new events are dropped and counted as `queue_full`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().queue_capacity(1_000).build();
     /// # }
     /// ```
-    pub fn queue_capacity(mut self, exchanges: usize) -> Self {
-        self.queue_capacity = exchanges.max(1);
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_capacity = events.max(1);
         self
     }
 
@@ -455,6 +466,62 @@ impl AnalyticsLayerBuilder {
         self
     }
 
+    /// Most bytes of event JSON in one batch (default 512 KiB). A single event larger than
+    /// this is sent in a batch of its own.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().batch_bytes(256 * 1024).build();
+    /// # }
+    /// ```
+    pub fn batch_bytes(mut self, bytes: usize) -> Self {
+        self.batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// Most batches being sent at once (default 2).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().max_in_flight(4).build();
+    /// # }
+    /// ```
+    pub fn max_in_flight(mut self, batches: usize) -> Self {
+        self.max_in_flight = batches.max(1);
+        self
+    }
+
+    /// Most attempts at one batch, the first included (default 5). Retries follow
+    /// transport errors, timeouts, 408, 429, 500, 502, 503 and 504.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().max_attempts(3).build();
+    /// # }
+    /// ```
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Retry backoff: full jitter over `base * 2^(attempt - 1)`, at most `cap` (defaults
+    /// 500 ms and 30 s). A `Retry-After` pauses all sending for at least the backoff and at
+    /// most 60 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .backoff(Duration::from_millis(100), Duration::from_secs(5))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.retry.base = base;
+        self.retry.cap = cap.max(base);
+        self
+    }
+
     /// Most events handed to the sink in one call (default 100).
     ///
     /// ```
@@ -467,7 +534,7 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Longest time a recorded event waits before the worker picks it up (default 500 ms).
+    /// Longest time a recorded event waits before its batch is sealed and sent (default 1 s).
     /// The worker also wakes as soon as `batch_size` exchanges are queued, and on
     /// [`flush`](AnalyticsLayer::flush); it is never woken once per request.
     ///
@@ -502,13 +569,18 @@ impl AnalyticsLayerBuilder {
             wake_at,
             Arc::clone(&counters),
             self.queue_bytes,
+            self.queue_capacity,
         ));
         let sink = self
             .sink
             .unwrap_or_else(|| Arc::new(JsonLinesSink::stdout()));
         let config = WorkerConfig {
             batch_size: self.batch_size,
+            batch_bytes: self.batch_bytes,
             flush_interval: self.flush_interval,
+            max_in_flight: self.max_in_flight,
+            max_events: self.queue_capacity,
+            retry: self.retry,
         };
         let capacity = NonZeroUsize::new(self.identity_capacity).unwrap_or(NonZeroUsize::MIN);
         let store = self

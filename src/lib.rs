@@ -57,4 +57,4 @@ pub use service::{AnalyticsService, ResponseFuture};
 pub use session::{
     MemorySessionStore, SessionMode, SessionRequest, SessionStore, StoreError, StoreFuture,
 };
-pub use sink::{JsonLinesSink, MemorySink};
+pub use sink::{HttpSink, JsonLinesSink, MemorySink};

@@ -19,9 +19,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
-use tower_mcp_analytics::sink::{Sink, SinkError, SinkFuture};
+use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{
-    AnalyticsLayer, AnalyticsLayerBuilder, Event, MemorySink, ObservedBody, Outcome, ReplayBody,
+    AnalyticsLayer, AnalyticsLayerBuilder, MemorySink, ObservedBody, Outcome, ReplayBody,
     ResponseKind, Stats,
 };
 
@@ -1355,9 +1355,9 @@ async fn a_response_body_failing_mid_stream_reaches_the_client() {
 struct ErrorSink(AtomicUsize);
 
 impl Sink for ErrorSink {
-    fn send<'a>(&'a self, events: &'a [Event]) -> SinkFuture<'a> {
-        self.0.fetch_add(events.len(), Ordering::SeqCst);
-        Box::pin(async { Err(SinkError::new("collector unreachable")) })
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
+        self.0.fetch_add(batch.events().len(), Ordering::SeqCst);
+        Box::pin(async { Err(SinkError::rejected("collector refused the batch")) })
     }
 }
 
@@ -1365,7 +1365,7 @@ impl Sink for ErrorSink {
 struct PanickingFutureSink;
 
 impl Sink for PanickingFutureSink {
-    fn send<'a>(&'a self, _events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> SinkFuture<'a> {
         Box::pin(async {
             tokio::task::yield_now().await;
             panic!("sink future exploded (expected by the test)");
@@ -1377,7 +1377,7 @@ impl Sink for PanickingFutureSink {
 struct PanickingSink;
 
 impl Sink for PanickingSink {
-    fn send<'a>(&'a self, _events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> SinkFuture<'a> {
         panic!("sink exploded (expected by the test)");
     }
 }
@@ -1403,7 +1403,7 @@ async fn a_failing_sink_loses_only_its_events() {
     three_tool_calls(&layer).await;
     let stats = layer.stats();
     assert_eq!(stats.recorded, 3, "{stats:?}");
-    assert_eq!(stats.dropped.sink_error, 3, "{stats:?}");
+    assert_eq!(stats.dropped.rejected, 3, "{stats:?}");
     assert_eq!(stats.delivered, 0);
     assert_balanced(&stats);
 }
@@ -1414,19 +1414,19 @@ async fn a_sink_whose_future_panics_loses_only_its_events() {
     three_tool_calls(&layer).await;
     let stats = layer.stats();
     assert_eq!(stats.recorded, 3, "{stats:?}");
-    assert_eq!(stats.dropped.sink_error, 3, "{stats:?}");
+    assert_eq!(stats.dropped.sink_panicked, 3, "{stats:?}");
     assert_balanced(&stats);
 }
 
 // A sink that panics in `send` itself (before returning its future) loses only its
-// batch, counted as `sink_error`; the worker carries on.
+// batch, counted as `sink_panicked`; the worker carries on.
 #[tokio::test]
 async fn a_sink_that_panics_in_send_loses_only_its_events() {
     let layer = AnalyticsLayer::builder().sink(PanickingSink).build();
     three_tool_calls(&layer).await;
     let stats = layer.stats();
     assert_eq!(stats.recorded, 3, "{stats:?}");
-    assert_eq!(stats.dropped.sink_error, 3, "{stats:?}");
+    assert_eq!(stats.dropped.sink_panicked, 3, "{stats:?}");
     assert_balanced(&stats);
 }
 
@@ -1437,10 +1437,10 @@ struct GatedSink {
 }
 
 impl Sink for GatedSink {
-    fn send<'a>(&'a self, events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
         Box::pin(async move {
             let _permit = self.gate.acquire().await.expect("gate open");
-            self.store.send(events).await
+            self.store.send(batch).await
         })
     }
 }
@@ -1503,7 +1503,7 @@ async fn a_queue_byte_budget_smaller_than_one_exchange_drops_it() {
 struct HungSink(Arc<AtomicUsize>);
 
 impl Sink for HungSink {
-    fn send<'a>(&'a self, _events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, _batch: &'a Batch) -> SinkFuture<'a> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Box::pin(std::future::pending())
     }

@@ -23,7 +23,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-use tower_mcp_analytics::sink::{Sink, SinkError, SinkFuture};
+use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{AnalyticsLayer, Event, MemorySink, Outcome, ReplayBody};
 
 // ---------------------------------------------------------------------------------------
@@ -1241,15 +1241,15 @@ struct FlakySink {
 }
 
 impl Sink for FlakySink {
-    fn send<'a>(&'a self, events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
         let n = self.batches.fetch_add(1, Ordering::SeqCst) + 1;
         let fail = self.every > 0 && n.is_multiple_of(self.every);
         Box::pin(async move {
             tokio::task::yield_now().await;
             if fail {
-                return Err(SinkError::new("collector down"));
+                return Err(SinkError::rejected("collector refused the batch"));
             }
-            self.delivered.send(events).await
+            self.delivered.send(batch).await
         })
     }
 }
@@ -1410,7 +1410,7 @@ proptest! {
             prop_assert_eq!(stats.dropped.shutdown, 0);
             prop_assert_eq!(stats.delivered as usize, delivered.events().len());
             if fail_every == 0 {
-                prop_assert_eq!(stats.dropped.sink_error, 0);
+                prop_assert_eq!(stats.dropped.rejected, 0);
             }
 
             // And after shutdown, still balanced, nothing queued.

@@ -3,13 +3,18 @@
 //!
 //! The request path only ever calls [`Recorder::record`], which never awaits, never takes
 //! a lock and never fails the request: a full queue drops the exchange and counts it.
-//! Everything slow (building events, serialising, writing to a sink) happens in the worker.
+//! Everything slow (building events, serialising, batching, sending, retrying) happens in
+//! the worker.
 
+pub(crate) mod batch;
 mod recorder;
+mod retry;
 mod stats;
 mod worker;
 
+pub use batch::Batch;
 pub(crate) use recorder::Recorder;
+pub(crate) use retry::RetryPolicy;
 pub(crate) use stats::{Counters, DropReason, HookKind};
 pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
 pub(crate) use worker::{WorkerConfig, run};

@@ -29,6 +29,7 @@ pub(crate) enum Envelope {
 pub(crate) struct Queued {
     finished: Option<Finished>,
     bytes: usize,
+    events: usize,
     counters: Arc<Counters>,
 }
 
@@ -37,6 +38,7 @@ impl Queued {
     pub(crate) fn take(mut self) -> Option<Finished> {
         let finished = self.finished.take()?;
         self.counters.queued_bytes.fetch_sub(self.bytes, Relaxed);
+        self.counters.queued_events.fetch_sub(self.events, Relaxed);
         self.counters
             .in_worker
             .fetch_add(finished.calls.len() as u64, Relaxed);
@@ -46,6 +48,7 @@ impl Queued {
     fn discard(&mut self, reason: DropReason) {
         if let Some(finished) = self.finished.take() {
             self.counters.queued_bytes.fetch_sub(self.bytes, Relaxed);
+            self.counters.queued_events.fetch_sub(self.events, Relaxed);
             self.counters.dropped(reason, finished.calls.len() as u64);
         }
     }
@@ -65,6 +68,7 @@ pub(crate) struct Recorder {
     wake_at: usize,
     counters: Arc<Counters>,
     max_queued_bytes: usize,
+    max_queued_events: usize,
     closed: AtomicBool,
     overloaded: AtomicBool,
 }
@@ -82,6 +86,7 @@ impl Recorder {
         wake_at: usize,
         counters: Arc<Counters>,
         max_queued_bytes: usize,
+        max_queued_events: usize,
     ) -> Self {
         Self {
             tx,
@@ -89,6 +94,7 @@ impl Recorder {
             wake_at,
             counters,
             max_queued_bytes,
+            max_queued_events,
             closed: AtomicBool::new(false),
             overloaded: AtomicBool::new(false),
         }
@@ -123,9 +129,11 @@ impl Recorder {
             return;
         }
         let bytes = finished.retained_bytes();
+        let count = finished.calls.len();
         let mut queued = Queued {
             finished: Some(finished),
             bytes,
+            events: count,
             counters: Arc::clone(&self.counters),
         };
         if self.closed.load(Relaxed) {
@@ -133,8 +141,13 @@ impl Recorder {
             queued.discard(DropReason::Shutdown);
             return;
         }
-        let before = self.counters.queued_bytes.fetch_add(bytes, Relaxed);
-        if before.saturating_add(bytes) > self.max_queued_bytes {
+        // Both bounds are reserved first (and released by the queue entry however it
+        // leaves the queue).
+        let bytes_before = self.counters.queued_bytes.fetch_add(bytes, Relaxed);
+        let events_before = self.counters.queued_events.fetch_add(count, Relaxed);
+        if bytes_before.saturating_add(bytes) > self.max_queued_bytes
+            || events_before.saturating_add(count) > self.max_queued_events
+        {
             self.counters.recorded(events);
             queued.discard(DropReason::QueueFull);
             self.overload();
@@ -146,7 +159,9 @@ impl Recorder {
             Ok(()) => {
                 self.counters.recorded(events);
                 self.overloaded.store(false, Relaxed);
-                if self.tx.max_capacity() - self.tx.capacity() >= self.wake_at {
+                // Once per `wake_at` exchanges, not on every record past it.
+                let queued = self.tx.max_capacity() - self.tx.capacity();
+                if queued >= self.wake_at && queued.is_multiple_of(self.wake_at) {
                     self.wake.notify_one();
                 }
             }

@@ -12,7 +12,10 @@ use serde::Serialize;
 pub(crate) enum DropReason {
     QueueFull,
     CallCap,
-    SinkError,
+    TooLarge,
+    Rejected,
+    RetriesExhausted,
+    SinkPanicked,
     Shutdown,
 }
 
@@ -37,9 +40,14 @@ impl HookKind {
 pub(crate) struct Counters {
     recorded: AtomicU64,
     delivered: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
     queue_full: AtomicU64,
     call_cap: AtomicU64,
-    sink_error: AtomicU64,
+    too_large: AtomicU64,
+    rejected: AtomicU64,
+    retries_exhausted: AtomicU64,
+    sink_panicked: AtomicU64,
     shutdown: AtomicU64,
     requests_unparsed: AtomicU64,
     identify_panics: AtomicU64,
@@ -49,6 +57,8 @@ pub(crate) struct Counters {
     pub(crate) in_worker: AtomicU64,
     /// Bytes kept alive by queued exchanges.
     pub(crate) queued_bytes: AtomicUsize,
+    /// Events in queued exchanges.
+    pub(crate) queued_events: AtomicUsize,
 }
 
 impl Counters {
@@ -60,11 +70,22 @@ impl Counters {
         self.delivered.fetch_add(n, Relaxed);
     }
 
+    pub(crate) fn batch_delivered(&self) {
+        self.batches.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
         let counter = match reason {
             DropReason::QueueFull => &self.queue_full,
             DropReason::CallCap => &self.call_cap,
-            DropReason::SinkError => &self.sink_error,
+            DropReason::TooLarge => &self.too_large,
+            DropReason::Rejected => &self.rejected,
+            DropReason::RetriesExhausted => &self.retries_exhausted,
+            DropReason::SinkPanicked => &self.sink_panicked,
             DropReason::Shutdown => &self.shutdown,
         };
         counter.fetch_add(n, Relaxed);
@@ -96,7 +117,10 @@ impl Counters {
         let dropped = Dropped {
             queue_full: self.queue_full.load(Relaxed),
             call_cap: self.call_cap.load(Relaxed),
-            sink_error: self.sink_error.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            retries_exhausted: self.retries_exhausted.load(Relaxed),
+            sink_panicked: self.sink_panicked.load(Relaxed),
             shutdown: self.shutdown.load(Relaxed),
         };
         let recorded = self.recorded.load(Relaxed);
@@ -104,6 +128,8 @@ impl Counters {
         Stats {
             recorded,
             delivered,
+            batches: self.batches.load(Relaxed),
+            retries: self.retries.load(Relaxed),
             in_queue: recorded.saturating_sub(delivered + dropped.total()),
             dropped,
             requests_unparsed: self.requests_unparsed.load(Relaxed),
@@ -138,7 +164,11 @@ pub struct Stats {
     pub recorded: u64,
     /// Events a sink accepted.
     pub delivered: u64,
-    /// Events queued or being delivered.
+    /// Batches a sink accepted.
+    pub batches: u64,
+    /// Attempts that were retries of a failed batch.
+    pub retries: u64,
+    /// Events queued, batched, being sent or waiting for a retry.
     pub in_queue: u64,
     /// Events lost, by reason.
     pub dropped: Dropped,
@@ -185,9 +215,15 @@ pub struct Dropped {
     pub queue_full: u64,
     /// Batch entries beyond the per-request cap (`max_calls_per_request`).
     pub call_cap: u64,
-    /// The sink returned an error or panicked.
-    pub sink_error: u64,
-    /// Recorded after shutdown began, or still queued when its deadline passed.
+    /// Alone larger than a batch may be, or than the destination accepts.
+    pub too_large: u64,
+    /// The destination refused them for good (e.g. HTTP 400, 401, 403).
+    pub rejected: u64,
+    /// Every attempt failed (transport errors, timeouts, 429, 5xx).
+    pub retries_exhausted: u64,
+    /// The sink panicked while sending them.
+    pub sink_panicked: u64,
+    /// Recorded after shutdown began, or still held when its deadline passed.
     pub shutdown: u64,
 }
 
@@ -197,10 +233,16 @@ impl Dropped {
     /// ```
     /// # use tower_mcp_analytics::Dropped;
     /// let dropped = Dropped::default();
-    /// assert_eq!(dropped.total(), dropped.queue_full + dropped.call_cap + dropped.sink_error + dropped.shutdown);
+    /// assert_eq!(dropped.total(), 0);
     /// ```
     pub fn total(&self) -> u64 {
-        self.queue_full + self.call_cap + self.sink_error + self.shutdown
+        self.queue_full
+            + self.call_cap
+            + self.too_large
+            + self.rejected
+            + self.retries_exhausted
+            + self.sink_panicked
+            + self.shutdown
     }
 }
 

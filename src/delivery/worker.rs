@@ -1,148 +1,307 @@
-//! The background worker: turns finished exchanges into events and hands them to the sink.
+//! The background worker: turns finished exchanges into events, batches them and delivers
+//! them through the sink, with retries.
 //!
-//! Owns everything slow: building events (reading results, deriving ids, formatting
-//! times), batching, and calling the sink. A sink that errors or panics loses only the
-//! batch it was given, counted; the worker carries on. Never touches a request.
+//! Owns everything slow and everything about delivery: building and enriching events,
+//! sealing batches (by count, by bytes, and at least every `flush_interval`), keeping up
+//! to `max_in_flight` batches in flight, scheduling retries on timers (new events keep
+//! batching meanwhile), pausing all sending for a `Retry-After`, splitting a batch the
+//! destination found too large, and accounting for every event. Holds at most
+//! `max_events` events itself; beyond that it leaves exchanges in the queue, which then
+//! fills and drops (counted) on the request side. Never touches a request.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-
 use std::time::Duration;
 
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use super::batch::{Batch, Batcher};
 use super::recorder::Envelope;
+use super::retry::RetryPolicy;
 use super::stats::{Counters, DropReason};
 use crate::enrich::Enricher;
-use crate::event::{Event, build};
-use crate::sink::Sink;
+use crate::event::build;
+use crate::sink::{Kind, Sink};
 
-/// How the worker batches.
+/// How the worker batches and delivers.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WorkerConfig {
-    /// Most events handed to the sink in one call.
+    /// Most events in one batch.
     pub(crate) batch_size: usize,
-    /// Longest time a recorded event waits before the worker looks at the queue.
+    /// Most bytes of event JSON in one batch.
+    pub(crate) batch_bytes: usize,
+    /// Longest time an event waits before its batch is sealed.
     pub(crate) flush_interval: Duration,
+    /// Most batches being sent at once.
+    pub(crate) max_in_flight: usize,
+    /// Most events the worker holds (building, batched, in flight, awaiting a retry).
+    pub(crate) max_events: usize,
+    pub(crate) retry: RetryPolicy,
 }
 
-/// Runs until every sender is gone (the layer and its services were dropped) or the task
-/// is aborted by shutdown.
-///
-/// The worker is not woken once per event (a wake-up per request would cost the request
-/// path a syscall whenever the worker sleeps): it looks at the queue every
-/// `flush_interval`, when a batch's worth of exchanges is waiting, and on flush.
+/// Runs until every sender is gone and everything held is resolved, or until shutdown
+/// aborts it.
 pub(crate) async fn run(
-    mut rx: mpsc::Receiver<Envelope>,
+    rx: mpsc::Receiver<Envelope>,
     wake: Arc<Notify>,
     sink: Arc<dyn Sink>,
-    mut enricher: Enricher,
+    enricher: Enricher,
     counters: Arc<Counters>,
     config: WorkerConfig,
 ) {
-    let batch_size = config.batch_size.max(1);
-    let mut batch = Batch::default();
+    let mut worker = Worker {
+        rx,
+        sink,
+        enricher,
+        counters,
+        config,
+        built: Vec::new(),
+        built_events: 0,
+        batcher: Batcher::new(config.batch_size, config.batch_bytes),
+        ready: Vec::new(),
+        retries: Vec::new(),
+        in_flight: JoinSet::new(),
+        paused_until: None,
+        flushes: Vec::new(),
+        closed: false,
+    };
+    let mut tick = tokio::time::interval(config.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        worker.take_in();
+        let force = worker.flushing() || worker.closed;
+        worker.prepare(force).await;
+        worker.dispatch();
+        if worker.idle() {
+            for ack in worker.flushes.drain(..) {
+                let _ = ack.send(());
+            }
+            if worker.closed {
+                return;
+            }
+        }
+        let deadline = worker.next_deadline();
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(config.flush_interval) => {}
+            _ = tick.tick() => worker.prepare(true).await,
+            () = sleep_until(deadline) => {}
+            Some(done) = worker.in_flight.join_next(), if !worker.in_flight.is_empty() => {
+                if let Ok((batch, outcome)) = done {
+                    worker.settle(batch, outcome);
+                }
+            }
         }
-        loop {
-            match rx.try_recv() {
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What became of one attempt.
+enum Sent {
+    Delivered,
+    Failed(crate::sink::SinkError),
+    Panicked,
+}
+
+struct Worker {
+    rx: mpsc::Receiver<Envelope>,
+    sink: Arc<dyn Sink>,
+    enricher: Enricher,
+    counters: Arc<Counters>,
+    config: WorkerConfig,
+    /// Exchanges built into events, waiting for enrichment.
+    built: Vec<build::Built>,
+    built_events: usize,
+    batcher: Batcher,
+    /// Sealed batches waiting for a sending slot (retries that are due go first).
+    ready: Vec<Batch>,
+    /// Batches waiting for their retry time.
+    retries: Vec<(Instant, Batch)>,
+    in_flight: JoinSet<(Batch, Sent)>,
+    /// No sending before this (the destination asked for a pause).
+    paused_until: Option<Instant>,
+    /// Flush requests waiting for everything held to be resolved.
+    flushes: Vec<oneshot::Sender<()>>,
+    /// Every sender is gone: finish what is held, then stop.
+    closed: bool,
+}
+
+impl Worker {
+    fn flushing(&self) -> bool {
+        !self.flushes.is_empty()
+    }
+
+    fn held(&self) -> u64 {
+        self.counters.in_worker.load(Relaxed)
+    }
+
+    /// Takes exchanges off the queue while there is room, until a flush request (which is
+    /// served before anything recorded after it).
+    fn take_in(&mut self) {
+        while !self.flushing() && !self.closed && self.held() < self.config.max_events as u64 {
+            match self.rx.try_recv() {
                 Ok(Envelope::Exchange(queued)) => {
                     if let Some(finished) = queued.take() {
-                        batch.add(build::events(finished));
-                    }
-                    if batch.events >= batch_size {
-                        batch
-                            .deliver(&mut enricher, &*sink, &counters, batch_size)
-                            .await;
+                        let built = build::events(finished);
+                        self.built_events += built.events.len();
+                        self.built.push(built);
                     }
                 }
-                Ok(Envelope::Flush(ack)) => {
-                    batch
-                        .deliver(&mut enricher, &*sink, &counters, batch_size)
-                        .await;
-                    let _ = ack.send(());
-                }
-                Ok(Envelope::SessionEnded(raw)) => {
-                    // Events already built belong to the session; forget it after them.
-                    batch
-                        .deliver(&mut enricher, &*sink, &counters, batch_size)
-                        .await;
-                    enricher.session_ended(&raw);
-                }
+                Ok(Envelope::Flush(ack)) => self.flushes.push(ack),
+                Ok(Envelope::SessionEnded(raw)) => self.enricher.session_ended(&raw),
                 Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    batch
-                        .deliver(&mut enricher, &*sink, &counters, batch_size)
-                        .await;
-                    return;
+                Err(TryRecvError::Disconnected) => self.closed = true,
+            }
+        }
+    }
+
+    /// Enriches what was built and seals batches: full ones always, the open one when
+    /// `force` (the flush interval passed, a flush was asked for, or the worker closes).
+    async fn prepare(&mut self, force: bool) {
+        if !self.built.is_empty() && (force || self.built_events >= self.config.batch_size) {
+            self.built_events = 0;
+            let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
+            for event in events {
+                match self.batcher.add(event) {
+                    Some(sealed) => self.ready.extend(sealed),
+                    None => self.lose(DropReason::Rejected, 1),
                 }
             }
         }
-        batch
-            .deliver(&mut enricher, &*sink, &counters, batch_size)
-            .await;
-    }
-}
-
-/// Exchanges built into events, waiting for enrichment and the sink.
-#[derive(Default)]
-struct Batch {
-    exchanges: Vec<build::Built>,
-    events: usize,
-}
-
-impl Batch {
-    fn add(&mut self, built: build::Built) {
-        self.events += built.events.len();
-        self.exchanges.push(built);
+        self.ready.extend(self.batcher.seal(force));
     }
 
-    async fn deliver(
-        &mut self,
-        enricher: &mut Enricher,
-        sink: &dyn Sink,
-        counters: &Counters,
-        batch_size: usize,
-    ) {
-        if self.exchanges.is_empty() {
+    /// Starts sends while there are free slots and the destination has not asked for a pause.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|until| until > now) {
             return;
         }
-        self.events = 0;
-        let mut events = enricher.enrich(std::mem::take(&mut self.exchanges)).await;
-        deliver(sink, counters, &mut events, batch_size).await;
+        self.paused_until = None;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.retries = waiting;
+        for (_, batch) in due.into_iter().rev() {
+            self.ready.insert(0, batch);
+        }
+        while self.in_flight.len() < self.config.max_in_flight.max(1) && !self.ready.is_empty() {
+            let batch = self.ready.remove(0);
+            let sink = Arc::clone(&self.sink);
+            self.in_flight.spawn(async move {
+                let sent = attempt(&*sink, &batch).await;
+                (batch, sent)
+            });
+        }
+    }
+
+    /// Accounts for a finished attempt: delivered, retried, split, or lost with a reason.
+    fn settle(&mut self, mut batch: Batch, sent: Sent) {
+        let n = batch.len() as u64;
+        let error = match sent {
+            Sent::Delivered => {
+                self.counters.delivered(n);
+                self.counters.batch_delivered();
+                self.release(n);
+                return;
+            }
+            Sent::Panicked => {
+                tracing::error!(events = n, "mcp analytics sink panicked; batch dropped");
+                return self.lose(DropReason::SinkPanicked, n);
+            }
+            Sent::Failed(error) => error,
+        };
+        match error.kind() {
+            Kind::Rejected => {
+                tracing::warn!(%error, events = n, "mcp analytics batch rejected; dropped");
+                self.lose(DropReason::Rejected, n);
+            }
+            Kind::TooLarge => match batch.split() {
+                Some((first, second)) => {
+                    self.ready.insert(0, second);
+                    self.ready.insert(0, first);
+                }
+                None => {
+                    tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
+                    self.lose(DropReason::TooLarge, n);
+                }
+            },
+            Kind::Retryable { retry_after } => {
+                let policy = self.config.retry;
+                if batch.attempt() >= policy.max_attempts {
+                    tracing::warn!(%error, events = n, "mcp analytics batch failed after every retry; dropped");
+                    return self.lose(DropReason::RetriesExhausted, n);
+                }
+                let fraction = crate::event::ids::random_fraction();
+                let mut wait = policy.backoff(batch.attempt(), fraction);
+                let now = Instant::now();
+                if let Some(asked) = retry_after {
+                    wait = policy.pause(wait, asked);
+                    let until = now + wait;
+                    self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                }
+                tracing::debug!(%error, attempt = batch.attempt(), ?wait, "mcp analytics batch will be retried");
+                self.counters.retried();
+                batch.next_attempt();
+                self.retries.push((now + wait, batch));
+            }
+        }
+    }
+
+    fn lose(&mut self, reason: DropReason, n: u64) {
+        self.counters.dropped(reason, n);
+        self.release(n);
+    }
+
+    fn release(&self, n: u64) {
+        self.counters.in_worker.fetch_sub(n, Relaxed);
+    }
+
+    /// Nothing held: every event taken in is delivered or counted as lost.
+    fn idle(&self) -> bool {
+        self.built.is_empty()
+            && self.batcher.is_empty()
+            && self.ready.is_empty()
+            && self.retries.is_empty()
+            && self.in_flight.is_empty()
+    }
+
+    /// When the worker must look again on its own: the next retry, never before the end
+    /// of a pause while anything waits to be sent.
+    fn next_deadline(&self) -> Option<Instant> {
+        let retry = self.retries.iter().map(|(at, _)| *at).min();
+        match self.paused_until {
+            Some(until) if retry.is_some() || !self.ready.is_empty() => {
+                Some(retry.map_or(until, |at| at.max(until)))
+            }
+            _ => retry,
+        }
     }
 }
 
-async fn deliver(sink: &dyn Sink, counters: &Counters, events: &mut Vec<Event>, batch_size: usize) {
-    for batch in events.chunks(batch_size) {
-        let n = batch.len() as u64;
-        // A panic while making the future, or while polling it, loses only this batch.
-        let sent = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.send(batch))) {
-            Ok(future) => CatchUnwind(future).await,
-            Err(_) => Err(()),
-        };
-        match sent {
-            Ok(Ok(())) => counters.delivered(n),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, events = n, "mcp analytics sink failed; events dropped");
-                counters.dropped(DropReason::SinkError, n);
-            }
-            Err(()) => {
-                tracing::error!(events = n, "mcp analytics sink panicked; events dropped");
-                counters.dropped(DropReason::SinkError, n);
-            }
-        }
-        counters.in_worker.fetch_sub(n, Relaxed);
+/// One attempt, with panics in the sink (making the future or polling it) caught.
+async fn attempt(sink: &dyn Sink, batch: &Batch) -> Sent {
+    let future = match catch_unwind(AssertUnwindSafe(|| sink.send(batch))) {
+        Ok(future) => future,
+        Err(_) => return Sent::Panicked,
+    };
+    match CatchUnwind(future).await {
+        Ok(Ok(())) => Sent::Delivered,
+        Ok(Err(error)) => Sent::Failed(error),
+        Err(()) => Sent::Panicked,
     }
-    events.clear();
 }
 
 /// Polls a future, turning a panic into `Err(())`.
@@ -153,7 +312,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(_) => Poll::Ready(Err(())),

@@ -40,6 +40,11 @@ pub(crate) fn derived_id(prefix: &str, domain: &str, key: &[u8]) -> String {
     encode(prefix, raw)
 }
 
+/// A uniform random fraction in `[0, 1)` (for jitter; not for secrets).
+pub(crate) fn random_fraction() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn random_u64() -> u64 {
     thread_local! {
         static STATE: (RandomState, Cell<u64>) = (RandomState::new(), Cell::new(0));

@@ -8,8 +8,7 @@ use std::path::Path;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use super::{Sink, SinkError, SinkFuture};
-use crate::Event;
+use super::{Batch, Sink, SinkError, SinkFuture};
 
 /// Writes events as JSON lines.
 ///
@@ -61,11 +60,13 @@ impl JsonLinesSink {
 }
 
 impl Sink for JsonLinesSink {
-    fn send<'a>(&'a self, events: &'a [Event]) -> SinkFuture<'a> {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
         Box::pin(async move {
-            let mut lines = Vec::with_capacity(events.len() * 512);
-            for event in events {
-                serde_json::to_writer(&mut lines, event)?;
+            let events = batch.events_json();
+            let size = events.iter().map(|raw| raw.get().len() + 1).sum();
+            let mut lines = Vec::with_capacity(size);
+            for raw in events {
+                lines.extend_from_slice(raw.get().as_bytes());
                 lines.push(b'\n');
             }
             let mut writer = self.writer.lock().await;

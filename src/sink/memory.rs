@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Sink, SinkError, SinkFuture};
+use super::{Batch, Sink, SinkError, SinkFuture};
 use crate::Event;
 
 /// Collects every event it receives. Clones share the same store.
@@ -96,8 +96,8 @@ impl MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn send<'a>(&'a self, events: &'a [Event]) -> SinkFuture<'a> {
-        self.lock().extend_from_slice(events);
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
+        self.lock().extend_from_slice(batch.events());
         self.inner.arrived.notify_waiters();
         Box::pin(std::future::ready(Ok::<(), SinkError>(())))
     }

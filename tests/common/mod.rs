@@ -11,6 +11,7 @@
 // (`notifications/message`) is deprecated by SEP-2577 but still on the wire.
 #![allow(dead_code, deprecated)]
 
+pub mod collector;
 #[path = "../../examples/support/demo_server.rs"]
 pub mod demo_server;
 
@@ -30,7 +31,9 @@ use rmcp::{
         ReadResourceRequestParams, ReadResourceResult, Request, ServerResult, Tool,
     },
     service::{NotificationContext, PeerRequestOptions, QuitReason, RequestHandle, RunningService},
-    transport::StreamableHttpClientTransport,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use serde_json::{Value, json};
 
@@ -647,4 +650,73 @@ pub async fn raw_initialize(
         );
     }
     Ok((response, session))
+}
+
+// ---------------------------------------------------------------------------
+// rmcp clients over a chosen HTTP client
+// ---------------------------------------------------------------------------
+
+/// A reqwest client for rmcp transports that sends `user_agent` and `headers` on every
+/// request (configured like rmcp's default client: no idle connection pooling).
+pub fn http_client_with(
+    user_agent: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<reqwest::Client> {
+    let mut defaults = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        defaults.insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+            reqwest::header::HeaderValue::from_str(value)?,
+        );
+    }
+    Ok(reqwest::Client::builder()
+        .user_agent(user_agent)
+        .default_headers(defaults)
+        .pool_max_idle_per_host(0)
+        .build()?)
+}
+
+/// [`legacy_client`] whose requests go through `http` (e.g. from [`http_client_with`]).
+pub async fn legacy_client_over(
+    http: reqwest::Client,
+    url: &str,
+    client_name: &str,
+) -> anyhow::Result<Client> {
+    client_over(
+        http,
+        url,
+        client_name,
+        LEGACY_VERSION,
+        ClientLifecycleMode::Initialize,
+    )
+    .await
+}
+
+/// [`modern_client`] whose requests go through `http` (e.g. from [`http_client_with`]).
+pub async fn modern_client_over(
+    http: reqwest::Client,
+    url: &str,
+    client_name: &str,
+) -> anyhow::Result<Client> {
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![MODERN_VERSION],
+    };
+    client_over(http, url, client_name, MODERN_VERSION, lifecycle).await
+}
+
+async fn client_over(
+    http: reqwest::Client,
+    url: &str,
+    client_name: &str,
+    version: ProtocolVersion,
+    lifecycle: ClientLifecycleMode,
+) -> anyhow::Result<Client> {
+    let transport = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    TestClient::new(client_name, version)
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .with_context(|| format!("{client_name} connects to {url}"))
 }

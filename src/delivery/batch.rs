@@ -1,0 +1,247 @@
+//! [`Batch`]: a group of events handed to a sink as one delivery, and the [`Batcher`]
+//! that seals batches by count and size.
+//!
+//! Owns serialising each event exactly once (when it enters a batch) and the batch's
+//! identity: its id stays the same across retries so that a collector can de-duplicate,
+//! and a sink may cache its encoded body on the batch so that retries re-send the same
+//! bytes. Never talks to a sink.
+
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::event::Event;
+use crate::event::ids::new_id;
+
+/// Events delivered together. The id (`bat_` + 27 base62 characters) stays the same on
+/// every attempt.
+///
+/// ```
+/// use tower_mcp_analytics::sink::{Batch, Sink, SinkFuture};
+///
+/// struct CountingSink;
+///
+/// impl Sink for CountingSink {
+///     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
+///         Box::pin(async move {
+///             println!("batch {} (attempt {}): {} events", batch.id(), batch.attempt(), batch.events().len());
+///             Ok(())
+///         })
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Batch {
+    id: String,
+    events: Vec<Event>,
+    /// Each event as JSON, serialised once.
+    json: Vec<Box<RawValue>>,
+    json_bytes: usize,
+    attempt: u32,
+    /// A sink's encoded body, kept for retries.
+    pub(crate) encoded: OnceLock<Encoded>,
+}
+
+/// A request body a sink built for a batch.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub(crate) body: Bytes,
+    pub(crate) gzip: bool,
+}
+
+impl Batch {
+    fn new(at: SystemTime) -> Self {
+        Self {
+            id: new_id("bat", at),
+            events: Vec::new(),
+            json: Vec::new(),
+            json_bytes: 0,
+            attempt: 1,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The batch id, the same on every attempt.
+    ///
+    /// ```
+    /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> &str { batch.id() }
+    /// ```
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The events.
+    ///
+    /// ```
+    /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> usize { batch.events().len() }
+    /// ```
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Each event serialised as JSON, in order (computed once for all attempts and sinks).
+    ///
+    /// ```
+    /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> Vec<String> {
+    /// batch.events_json().iter().map(|raw| raw.get().to_owned()).collect()
+    /// # }
+    /// ```
+    pub fn events_json(&self) -> &[Box<RawValue>] {
+        &self.json
+    }
+
+    /// Which attempt this is: 1 for the first send, 2 for the first retry, ...
+    ///
+    /// ```
+    /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> bool { batch.attempt() > 1 }
+    /// ```
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub(crate) fn next_attempt(&mut self) {
+        self.attempt += 1;
+    }
+
+    /// Splits in two halves, each a new batch with a new id (for a collector that
+    /// answered 413). `None` for a batch of one event.
+    pub(crate) fn split(self) -> Option<(Self, Self)> {
+        if self.events.len() < 2 {
+            return None;
+        }
+        let at = SystemTime::now();
+        let half = self.events.len() / 2;
+        let mut first = Batch::new(at);
+        let mut second = Batch::new(at);
+        for (index, (event, json)) in self.events.into_iter().zip(self.json).enumerate() {
+            let target = if index < half {
+                &mut first
+            } else {
+                &mut second
+            };
+            target.push(event, json);
+        }
+        Some((first, second))
+    }
+
+    fn push(&mut self, event: Event, json: Box<RawValue>) {
+        self.json_bytes += json.get().len() + 1;
+        self.events.push(event);
+        self.json.push(json);
+    }
+}
+
+/// Seals batches of at most `max_events` events and `max_bytes` of event JSON.
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    max_events: usize,
+    max_bytes: usize,
+    open: Option<Batch>,
+}
+
+impl Batcher {
+    pub(crate) fn new(max_events: usize, max_bytes: usize) -> Self {
+        Self {
+            max_events: max_events.max(1),
+            max_bytes,
+            open: None,
+        }
+    }
+
+    /// Adds an event, returning the batches it sealed: the previous open batch when the
+    /// event does not fit in it, and the event alone when it is larger than a batch may
+    /// be (sent by itself; the destination decides). `None` when the event cannot be
+    /// serialised (not the case for events the layer builds).
+    pub(crate) fn add(&mut self, event: Event) -> Option<Vec<Batch>> {
+        let json = serde_json::value::to_raw_value(&event).ok()?;
+        let size = json.get().len() + 1;
+        let full = self.open.as_ref().is_some_and(|open| {
+            open.len() >= self.max_events || open.json_bytes + size > self.max_bytes
+        });
+        let mut sealed: Vec<Batch> = match full {
+            true => self.open.take().into_iter().collect(),
+            false => Vec::new(),
+        };
+        self.open
+            .get_or_insert_with(|| Batch::new(SystemTime::now()))
+            .push(event, json);
+        if size > self.max_bytes {
+            sealed.extend(self.open.take());
+        }
+        Some(sealed)
+    }
+
+    /// The open batch when it is full, or any open batch when `all`.
+    pub(crate) fn seal(&mut self, all: bool) -> Option<Batch> {
+        let ready = self
+            .open
+            .as_ref()
+            .is_some_and(|open| all || open.len() >= self.max_events);
+        if ready { self.open.take() } else { None }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(size: usize) -> Event {
+        serde_json::from_value(serde_json::json!({
+            "id": "evt_x", "event_type": "mcp:ping", "timestamp": "t", "duration_ms": 0.0,
+            "method": "ping", "outcome": "success", "is_error": false,
+            "progress_notifications": 0, "log_notifications": 0, "batch": false,
+            "resource_name": "x".repeat(size),
+        }))
+        .expect("event")
+    }
+
+    #[test]
+    fn seals_by_count_and_by_bytes() {
+        let mut batcher = Batcher::new(3, 10_000);
+        let sealed: Vec<Batch> = (0..7)
+            .flat_map(|_| batcher.add(event(10)).unwrap_or_default())
+            .collect();
+        assert_eq!(sealed.iter().map(Batch::len).collect::<Vec<_>>(), [3, 3]);
+        assert_eq!(batcher.seal(true).map(|b| b.len()), Some(1));
+
+        let mut batcher = Batcher::new(100, 1_000);
+        let sealed = (0..10)
+            .flat_map(|_| batcher.add(event(300)).unwrap_or_default())
+            .count();
+        assert!(sealed >= 3, "bytes seal batches before the count does");
+        assert!(batcher.seal(true).is_some_and(|open| open.len() > 0));
+        let alone = batcher.add(event(2_000)).unwrap_or_default();
+        let sizes: Vec<usize> = alone.iter().map(Batch::len).collect();
+        assert_eq!(sizes, [1], "a large event goes alone");
+        assert!(batcher.is_empty());
+    }
+
+    #[test]
+    fn split_halves_keep_events_and_json_together() {
+        let mut batcher = Batcher::new(10, 1_000_000);
+        for n in 0..5 {
+            assert!(
+                batcher
+                    .add(event(n))
+                    .is_some_and(|sealed| sealed.is_empty())
+            );
+        }
+        let batch = batcher.seal(true).expect("open batch");
+        let id = batch.id().to_owned();
+        let (a, b) = batch.split().expect("splits");
+        assert_eq!((a.len(), b.len()), (2, 3));
+        assert_ne!(a.id(), id);
+        assert_eq!(a.events_json().len(), 2);
+        assert!(a.events_json()[1].get().contains(r#""resource_name":"x""#));
+    }
+}
