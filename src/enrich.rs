@@ -121,24 +121,30 @@ impl Enricher {
         out
     }
 
+    /// Asks the store for the grouped events' sessions, in the order the events started
+    /// (they finish, and so arrive here, in any order).
     async fn assign_groups(
         &self,
         out: &mut [Event],
         grouped: &[usize],
         requests: &[crate::SessionRequest],
     ) {
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&k| requests[k].at);
+        let sorted: Vec<crate::SessionRequest> =
+            order.iter().map(|&k| requests[k].clone()).collect();
         let sessions = &self.sessions;
-        match sessions.store.assign(requests, sessions.window).await {
-            Ok(ids) if ids.len() == requests.len() => {
-                for (&index, id) in grouped.iter().zip(ids) {
-                    if let Some(event) = out.get_mut(index) {
+        match sessions.store.assign(&sorted, sessions.window).await {
+            Ok(ids) if ids.len() == sorted.len() => {
+                for (k, id) in order.into_iter().zip(ids) {
+                    if let Some(event) = grouped.get(k).and_then(|&index| out.get_mut(index)) {
                         event.session_id = Some(id);
                     }
                 }
             }
             Ok(ids) => {
                 tracing::warn!(
-                    asked = requests.len(),
+                    asked = sorted.len(),
                     got = ids.len(),
                     "mcp analytics session store answered the wrong number of sessions"
                 );

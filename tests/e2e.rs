@@ -1318,7 +1318,7 @@ async fn a_full_batch_or_a_flush_delivers_without_waiting_for_the_interval() -> 
     }
     // No flush: the third queued exchange wakes the worker.
     let events = sink.wait_for(3, WAIT).await;
-    assert_eq!(events.len(), 3, "{}", dump(&events));
+    assert_eq!(events.len(), 3, "{} {:?}", dump(&events), analytics.stats());
 
     // One more: below the batch size, so it waits for the interval or a flush.
     call(4).await;

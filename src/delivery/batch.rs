@@ -189,6 +189,11 @@ impl Batcher {
     pub(crate) fn is_empty(&self) -> bool {
         self.open.is_none()
     }
+
+    /// Events in the open batch.
+    pub(crate) fn open_len(&self) -> usize {
+        self.open.as_ref().map_or(0, Batch::len)
+    }
 }
 
 #[cfg(test)]

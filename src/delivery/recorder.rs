@@ -159,9 +159,12 @@ impl Recorder {
             Ok(()) => {
                 self.counters.recorded(events);
                 self.overloaded.store(false, Relaxed);
-                // Once per `wake_at` exchanges, not on every record past it.
-                let queued = self.tx.max_capacity() - self.tx.capacity();
-                if queued >= self.wake_at && queued.is_multiple_of(self.wake_at) {
+                // Wake the worker once when a batch's worth of events is waiting (queued, or
+                // taken in but not yet in a sealed batch); not again until it has taken the
+                // queue in (it clears the flag).
+                let waiting = self.counters.queued_events.load(Relaxed)
+                    + self.counters.unsealed_events.load(Relaxed);
+                if waiting >= self.wake_at && !self.counters.wake_requested.swap(true, Relaxed) {
                     self.wake.notify_one();
                 }
             }

@@ -3,7 +3,7 @@
 //! Owns the accounting invariant: `recorded = delivered + dropped.total() + in_queue`.
 //! Never decides anything; it only counts.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use serde::Serialize;
 
@@ -59,6 +59,10 @@ pub(crate) struct Counters {
     pub(crate) queued_bytes: AtomicUsize,
     /// Events in queued exchanges.
     pub(crate) queued_events: AtomicUsize,
+    /// The request path has woken the worker, which has not taken the queue in since.
+    pub(crate) wake_requested: AtomicBool,
+    /// Events the worker holds that are not yet in a sealed batch (published by the worker).
+    pub(crate) unsealed_events: AtomicUsize,
 }
 
 impl Counters {

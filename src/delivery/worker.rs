@@ -63,7 +63,6 @@ pub(crate) async fn run(
         counters,
         config,
         built: Vec::new(),
-        built_events: 0,
         batcher: Batcher::new(config.batch_size, config.batch_bytes),
         ready: Vec::new(),
         retries: Vec::new(),
@@ -72,11 +71,14 @@ pub(crate) async fn run(
         flushes: Vec::new(),
         closed: false,
     };
-    let mut tick = tokio::time::interval(config.flush_interval);
+    let period = config.flush_interval;
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         worker.take_in();
-        let force = worker.flushing() || worker.closed;
+        // Holding as much as allowed: send what there is, so that the queue moves again.
+        let full = worker.held() >= config.max_events as u64;
+        let force = worker.flushing() || worker.closed || full;
         worker.prepare(force).await;
         worker.dispatch();
         if worker.idle() {
@@ -123,7 +125,6 @@ struct Worker {
     config: WorkerConfig,
     /// Exchanges built into events, waiting for enrichment.
     built: Vec<build::Built>,
-    built_events: usize,
     batcher: Batcher,
     /// Sealed batches waiting for a sending slot (retries that are due go first).
     ready: Vec<Batch>,
@@ -150,13 +151,12 @@ impl Worker {
     /// Takes exchanges off the queue while there is room, until a flush request (which is
     /// served before anything recorded after it).
     fn take_in(&mut self) {
+        self.counters.wake_requested.store(false, Relaxed);
         while !self.flushing() && !self.closed && self.held() < self.config.max_events as u64 {
             match self.rx.try_recv() {
                 Ok(Envelope::Exchange(queued)) => {
                     if let Some(finished) = queued.take() {
-                        let built = build::events(finished);
-                        self.built_events += built.events.len();
-                        self.built.push(built);
+                        self.built.push(build::events(finished));
                     }
                 }
                 Ok(Envelope::Flush(ack)) => self.flushes.push(ack),
@@ -169,9 +169,9 @@ impl Worker {
 
     /// Enriches what was built and seals batches: full ones always, the open one when
     /// `force` (the flush interval passed, a flush was asked for, or the worker closes).
+    /// Publishes how many events remain unsealed, for the request path's wake-up rule.
     async fn prepare(&mut self, force: bool) {
-        if !self.built.is_empty() && (force || self.built_events >= self.config.batch_size) {
-            self.built_events = 0;
+        if !self.built.is_empty() {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
             for event in events {
                 match self.batcher.add(event) {
@@ -181,6 +181,9 @@ impl Worker {
             }
         }
         self.ready.extend(self.batcher.seal(force));
+        self.counters
+            .unsealed_events
+            .store(self.batcher.open_len(), Relaxed);
     }
 
     /// Starts sends while there are free slots and the destination has not asked for a pause.

@@ -119,8 +119,8 @@ impl HttpSink {
         self
     }
 
-    /// Longest time one request may take (default 10 s). During shutdown the worker cuts
-    /// it to the time left.
+    /// Longest time one request may take (default 10 s). A shutdown deadline cuts an
+    /// unfinished request short.
     ///
     /// ```
     /// # use std::time::Duration;
