@@ -7,23 +7,29 @@
 //! rmcp's `StreamableHttpService`, a hyper server through `hyper_util`'s
 //! `TowerToHyperService`). It reads JSON-RPC request bodies (single messages and
 //! 2025-03-26 batches), taps responses (JSON or server-sent events, streamed, never
-//! buffered) and turns every MCP request and notification into an [`Event`], which a
-//! background worker hands to a [`Sink`](sink::Sink): JSON lines on stdout by default.
+//! buffered) and turns every MCP request and notification into an [`Event`]: who
+//! ([`identity`]), from which AI client, in which session (grouped by user + client +
+//! inactivity window on stateless servers, see [`SessionMode`]), with what outcome and
+//! latency. A background worker batches events to a [`Sink`](sink::Sink): an HTTP
+//! collector ([`HttpSink`]) with retries, or JSON lines on stdout by default.
 //!
 //! The server and its clients cannot tell the layer is there: the inner service receives
 //! the exact request bytes, the client receives the exact response bytes, status and
 //! headers, and server-sent events pass the moment they are produced. Analytics never
-//! delays, changes or fails a request: a malformed body, a full queue or a failing sink
-//! only shows in [`AnalyticsLayer::stats`].
+//! delays, changes or fails a request: a malformed body, a panicking hook, a full queue or
+//! a dead collector only shows in [`AnalyticsLayer::stats`], which accounts for every
+//! event.
 //!
 //! ```
 //! use std::time::Duration;
 //! use axum::{Router, routing::post};
-//! use tower_mcp_analytics::{AnalyticsLayer, MemorySink};
+//! use tower_mcp_analytics::{AnalyticsLayer, HttpSink, identity};
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let events = MemorySink::new();
-//! let analytics = AnalyticsLayer::new(events.clone());
+//! let analytics = AnalyticsLayer::builder()
+//!     .identify(identity::from_header("x-user-id"))
+//!     .sink(HttpSink::new("http://127.0.0.1:4318/v1/events"))
+//!     .build();
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|body: String| async move { body }))
 //!     .layer(analytics.clone());
