@@ -63,7 +63,7 @@ impl Drop for Queued {
 /// The request path's handle on the queue.
 pub(crate) struct Recorder {
     tx: mpsc::Sender<Envelope>,
-    /// Wakes the worker early, when `wake_at` exchanges are waiting.
+    /// Wakes the worker early, when `wake_at` events are waiting to be batched.
     wake: Arc<Notify>,
     wake_at: usize,
     counters: Arc<Counters>,
