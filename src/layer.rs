@@ -91,7 +91,8 @@ impl AnalyticsLayer {
     }
 
     /// A builder with every default: JSON lines to stdout, 4 MiB capture limits, 100 calls
-    /// per request, a queue of 10,000 exchanges or 16 MiB.
+    /// per request, a queue of 10,000 events or 16 MiB, batches of 100 events or 512 KiB
+    /// at least every second, sessions grouped over 30 minutes of inactivity.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
