@@ -50,6 +50,14 @@ impl Enricher {
         // (identify event, the event whose session it shares)
         let mut companions = Vec::new();
         for Built { events, context } in exchanges {
+            if context.hook_failed {
+                // A tags or properties hook panicked: these events are not sent half-made.
+                let n = events.len() as u64;
+                self.counters
+                    .dropped(crate::delivery::DropReason::HookFailed, n);
+                self.counters.in_worker.fetch_sub(n, Relaxed);
+                continue;
+            }
             if context.status == Some(http::StatusCode::NOT_FOUND)
                 && let Some(session) = &context.mcp_session
             {
@@ -185,6 +193,7 @@ fn identify_event(event: &Event, at: std::time::SystemTime) -> Event {
         log_notifications: 0,
         batch: false,
         traceparent: None,
+        headers: Default::default(),
         tags: Default::default(),
         properties: None,
     }

@@ -39,6 +39,13 @@ pub(crate) struct RequestInfo {
     pub(crate) user_agent: Option<Box<str>>,
     pub(crate) client_header_name: Option<Box<str>>,
     pub(crate) client_header_version: Option<Box<str>>,
+    /// Headers the server chose to capture, sensitive ones already masked.
+    pub(crate) headers: Vec<(String, String)>,
+    /// What the `tags` and `properties` hooks returned.
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) properties: Option<serde_json::Value>,
+    /// A `tags` or `properties` hook panicked.
+    pub(crate) hook_failed: bool,
 }
 
 /// How a call ended.
@@ -52,7 +59,8 @@ pub(crate) enum End {
     HttpError,
     NoResponse,
     Cancelled,
-    TooLarge,
+    /// The answer exceeded the response capture limit (its size, when known).
+    TooLarge(Option<usize>),
     Unreadable,
 }
 
@@ -265,6 +273,10 @@ impl RequestInfo {
             user_agent: None,
             client_header_name: None,
             client_header_version: None,
+            headers: Vec::new(),
+            tags: Vec::new(),
+            properties: None,
+            hook_failed: false,
         }
     }
 }

@@ -6,14 +6,24 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::sync::Arc;
+
 use crate::delivery::{Counters, HookKind};
 use crate::identity::{IdentifyFn, RequestView, SessionKeyFn, UserIdentity};
+
+/// The signature of a `tags` hook.
+pub(crate) type TagsFn = Arc<dyn Fn(&RequestView<'_>) -> Vec<(String, String)> + Send + Sync>;
+/// The signature of a `properties` hook.
+pub(crate) type PropertiesFn =
+    Arc<dyn Fn(&RequestView<'_>) -> Option<serde_json::Value> + Send + Sync>;
 
 /// The hooks a layer was built with.
 #[derive(Clone, Default)]
 pub(crate) struct Hooks {
     pub(crate) identify: Option<IdentifyFn>,
     pub(crate) session_key: Option<SessionKeyFn>,
+    pub(crate) tags: Option<TagsFn>,
+    pub(crate) properties: Option<PropertiesFn>,
 }
 
 /// What the hooks said about one request.
@@ -21,10 +31,35 @@ pub(crate) struct Hooks {
 pub(crate) struct HookAnswers {
     pub(crate) user: Option<UserIdentity>,
     pub(crate) session_key: Option<String>,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) properties: Option<serde_json::Value>,
+    /// A `tags` or `properties` hook panicked: the request's events must not go out.
+    pub(crate) failed: bool,
 }
 
 impl Hooks {
     pub(crate) fn run(&self, view: &RequestView<'_>, counters: &Counters) -> HookAnswers {
+        let mut failed = false;
+        let tags = match &self.tags {
+            Some(hook) => {
+                guarded(HookKind::Tags, counters, || Some(hook(view))).unwrap_or_else(|| {
+                    failed = true;
+                    Vec::new()
+                })
+            }
+            None => Vec::new(),
+        };
+        let properties = match &self.properties {
+            Some(hook) => match catch_unwind(AssertUnwindSafe(|| hook(view))) {
+                Ok(properties) => properties,
+                Err(_) => {
+                    counters.hook_panicked(HookKind::Properties);
+                    failed = true;
+                    None
+                }
+            },
+            None => None,
+        };
         HookAnswers {
             user: self
                 .identify
@@ -34,6 +69,9 @@ impl Hooks {
                 .session_key
                 .as_ref()
                 .and_then(|hook| guarded(HookKind::SessionKey, counters, || hook(view))),
+            tags,
+            properties,
+            failed,
         }
     }
 }

@@ -10,14 +10,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use http::HeaderName;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 
 use crate::delivery::{self, Counters, Recorder, RetryPolicy, ShutdownReport, Stats, WorkerConfig};
 use crate::enrich::Enricher;
+use crate::event::Event;
 use crate::hooks::Hooks;
 use crate::identity::{RequestView, UserIdentity};
+use crate::privacy::{MASK, PayloadLimits, Privacy, SENSITIVE_HEADERS};
 use crate::service::AnalyticsService;
 use crate::session::{MemorySessionStore, SessionMode, SessionStore, Sessions};
 use crate::sink::{JsonLinesSink, Sink};
@@ -40,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) hooks: Hooks,
+    /// Headers to copy into events, and whether each is forced past the sensitive mask.
+    captured_headers: Vec<(HeaderName, bool)>,
     clock: Option<Clock>,
     worker: Mutex<Option<JoinHandle<()>>>,
     /// Whether the first shutdown delivered everything before its deadline.
@@ -173,6 +178,23 @@ impl AnalyticsLayer {
 }
 
 impl Shared {
+    /// The captured headers of a request, sensitive ones masked unless forced.
+    pub(crate) fn capture_headers(&self, headers: &http::HeaderMap) -> Vec<(String, String)> {
+        self.captured_headers
+            .iter()
+            .filter_map(|(name, forced)| {
+                let value = headers.get(name)?;
+                let sensitive = SENSITIVE_HEADERS.contains(&name.as_str());
+                let text = if sensitive && !forced {
+                    MASK.to_owned()
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
+                Some((name.as_str().to_owned(), text))
+            })
+            .collect()
+    }
+
     /// The wall-clock time of a request's arrival.
     pub(crate) fn now(&self) -> SystemTime {
         self.clock
@@ -228,6 +250,8 @@ pub struct AnalyticsLayerBuilder {
     session_store: Option<Arc<dyn SessionStore>>,
     identity_capacity: usize,
     clock: Option<Clock>,
+    privacy: Privacy,
+    captured_headers: Vec<(HeaderName, bool)>,
     capture_limit: usize,
     response_capture_limit: usize,
     max_calls_per_request: usize,
@@ -250,6 +274,8 @@ impl Default for AnalyticsLayerBuilder {
             session_store: None,
             identity_capacity: 100_000,
             clock: None,
+            privacy: Privacy::default(),
+            captured_headers: Vec::new(),
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             response_capture_limit: DEFAULT_CAPTURE_LIMIT,
             max_calls_per_request: 100,
@@ -397,6 +423,188 @@ impl AnalyticsLayerBuilder {
         F: Fn() -> SystemTime + Send + Sync + 'static,
     {
         self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Request headers to copy into events (none by default). `authorization`,
+    /// `proxy-authorization`, `cookie`, `set-cookie` and `x-api-key` are masked as
+    /// `[redacted]` even when named here; see [`force_capture_headers`](Self::force_capture_headers).
+    /// Invalid names are ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .capture_headers(["x-tenant", "x-request-id"])
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn capture_headers<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.add_headers(names, false);
+        self
+    }
+
+    /// Request headers to copy into events as they are, sensitive ones included. Only for
+    /// headers you know carry no secret in your deployment.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .force_capture_headers(["x-api-key"])
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn force_capture_headers<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.add_headers(names, true);
+        self
+    }
+
+    fn add_headers<'a>(&mut self, names: impl IntoIterator<Item = &'a str>, forced: bool) {
+        for name in names {
+            match HeaderName::try_from(name.to_ascii_lowercase()) {
+                Ok(name) => {
+                    self.captured_headers.retain(|(known, _)| *known != name);
+                    self.captured_headers.push((name, forced));
+                }
+                Err(_) => tracing::warn!(header = name, "invalid header name to capture; ignored"),
+            }
+        }
+    }
+
+    /// Whether events carry the request's `params.arguments` (default true).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().capture_arguments(false).build();
+    /// # }
+    /// ```
+    pub fn capture_arguments(mut self, capture: bool) -> Self {
+        self.privacy.capture_arguments = capture;
+        self
+    }
+
+    /// Whether events carry the response's `result` (default true).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().capture_results(false).build();
+    /// # }
+    /// ```
+    pub fn capture_results(mut self, capture: bool) -> Self {
+        self.privacy.capture_results = capture;
+        self
+    }
+
+    /// Tools whose calls are recorded without their arguments and results.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .exclude_tool_payloads(["read_medical_record"])
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn exclude_tool_payloads<'a>(mut self, tools: impl IntoIterator<Item = &'a str>) -> Self {
+        self.privacy
+            .excluded_tools
+            .extend(tools.into_iter().map(String::from));
+        self
+    }
+
+    /// A function applied to every string in arguments, results, errors and user data
+    /// (object keys and system fields such as ids, event type and tool name are left
+    /// alone): return a replacement, or `None` to keep the string. Runs in the worker. If
+    /// it panics, the event is dropped, never sent unredacted, and counted as
+    /// `dropped.redaction_failed`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .redact(|text| text.contains("sk_live_").then(|| "[secret]".to_owned()))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn redact<F>(mut self, redact: F) -> Self
+    where
+        F: Fn(&str) -> Option<String> + Send + Sync + 'static,
+    {
+        self.privacy.redact = Some(Arc::new(redact));
+        self
+    }
+
+    /// A function that sees each whole event before [`redact`](Self::redact): it may
+    /// change it, or return `false` to drop it (counted as `dropped.filtered`). Runs in
+    /// the worker; if it panics the event is dropped and counted as
+    /// `dropped.redaction_failed`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .redact_event(|event| event.method != "ping")
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn redact_event<F>(mut self, redact: F) -> Self
+    where
+        F: Fn(&mut Event) -> bool + Send + Sync + 'static,
+    {
+        self.privacy.redact_event = Some(Arc::new(redact));
+        self
+    }
+
+    /// Short labels for a request's events, from the same view as `identify` (on the
+    /// request path: keep it light). Invalid entries are dropped (keys: at most 32
+    /// characters of `[a-zA-Z0-9$_.:- ]`; values: at most 200 characters, no newlines; at
+    /// most 50 tags) and logged once. If it panics, the request's events are dropped
+    /// (`dropped.hook_failed`); the request is unaffected.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .tags(|request| {
+    ///         request.header("x-region").map(|r| vec![("region".to_owned(), r.to_owned())]).unwrap_or_default()
+    ///     })
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn tags<F>(mut self, tags: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Vec<(String, String)> + Send + Sync + 'static,
+    {
+        self.hooks.tags = Some(Arc::new(tags));
+        self
+    }
+
+    /// Free-form JSON properties for a request's events, like [`tags`](Self::tags).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .properties(|request| Some(serde_json::json!({ "path": request.parts().uri.path() })))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn properties<F>(mut self, properties: F) -> Self
+    where
+        F: Fn(&RequestView<'_>) -> Option<serde_json::Value> + Send + Sync + 'static,
+    {
+        self.hooks.properties = Some(Arc::new(properties));
+        self
+    }
+
+    /// Caps on payloads: strings, nesting, collection sizes and whole events (defaults
+    /// 10 KiB, depth 10, 500 items, 100 KiB). Cut values carry markers saying their
+    /// original size.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_mcp_analytics::PayloadLimits;
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .payload_limits(PayloadLimits { event_bytes: 32 * 1024, ..PayloadLimits::default() })
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn payload_limits(mut self, limits: PayloadLimits) -> Self {
+        self.privacy.limits = limits;
         self
     }
 
@@ -593,7 +801,10 @@ impl AnalyticsLayerBuilder {
             store,
         };
         let enricher = Enricher::new(sessions, capacity, Arc::clone(&counters));
-        let worker = spawn_worker(delivery::run(rx, wake, sink, enricher, counters, config));
+        let privacy = Arc::new(self.privacy);
+        let worker = spawn_worker(delivery::run(
+            rx, wake, sink, enricher, privacy, counters, config,
+        ));
         AnalyticsLayer {
             shared: Arc::new(Shared {
                 config: Config {
@@ -603,6 +814,7 @@ impl AnalyticsLayerBuilder {
                 },
                 recorder,
                 hooks: self.hooks,
+                captured_headers: self.captured_headers,
                 clock: self.clock,
                 worker: Mutex::new(worker),
                 flushed: AtomicBool::new(true),

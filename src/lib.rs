@@ -49,6 +49,7 @@ mod exchange;
 mod hooks;
 pub mod identity;
 mod layer;
+mod privacy;
 mod protocol;
 mod service;
 mod session;
@@ -59,6 +60,7 @@ pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats};
 pub use event::{Event, EventError, Outcome, ResponseKind};
 pub use identity::{McpMessage, RequestView, UserIdentity};
 pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
+pub use privacy::PayloadLimits;
 pub use service::{AnalyticsService, ResponseFuture};
 pub use session::{
     MemorySessionStore, SessionMode, SessionRequest, SessionStore, StoreError, StoreFuture,

@@ -358,5 +358,9 @@ fn open_exchange(
     let answers = shared.hooks.run(&view, shared.recorder.counters());
     info.user = answers.user;
     info.session_key = answers.session_key;
+    info.tags = answers.tags;
+    info.properties = answers.properties;
+    info.hook_failed = answers.failed;
+    info.headers = shared.capture_headers(&parts.headers);
     Exchange::new(info, messages, Arc::clone(&shared.recorder))
 }

@@ -194,10 +194,11 @@ impl ResponseTap {
                 overflowed,
                 ..
             } => {
+                *len += data.len();
                 if *overflowed {
+                    // Keep counting, so that the event can say how large the answer was.
                     return;
                 }
-                *len += data.len();
                 if *len > *limit {
                     *overflowed = true;
                     *chunks = Vec::new();
@@ -227,11 +228,13 @@ impl ResponseTap {
     fn end_of_stream(&mut self) -> End {
         match &mut self.reader {
             Reader::Json {
-                overflowed: true, ..
-            }
-            | Reader::Sse {
+                overflowed: true,
+                len,
+                ..
+            } => End::TooLarge(Some(*len)),
+            Reader::Sse {
                 oversized: true, ..
-            } => End::TooLarge,
+            } => End::TooLarge(None),
             Reader::Json { chunks, len, .. } => {
                 let body = super::join_chunks(chunks, *len);
                 self.exchange.on_json_body(body);

@@ -154,12 +154,10 @@ impl Batcher {
         }
     }
 
-    /// Adds an event, returning the batches it sealed: the previous open batch when the
-    /// event does not fit in it, and the event alone when it is larger than a batch may
-    /// be (sent by itself; the destination decides). `None` when the event cannot be
-    /// serialised (not the case for events the layer builds).
-    pub(crate) fn add(&mut self, event: Event) -> Option<Vec<Batch>> {
-        let json = serde_json::value::to_raw_value(&event).ok()?;
+    /// Adds an event (with its JSON), returning the batches it sealed: the previous open
+    /// batch when the event does not fit in it, and the event alone when it is larger
+    /// than a batch may be (sent by itself; the destination decides).
+    pub(crate) fn add(&mut self, event: Event, json: Box<RawValue>) -> Vec<Batch> {
         let size = json.get().len() + 1;
         let full = self.open.as_ref().is_some_and(|open| {
             open.len() >= self.max_events || open.json_bytes + size > self.max_bytes
@@ -174,7 +172,7 @@ impl Batcher {
         if size > self.max_bytes {
             sealed.extend(self.open.take());
         }
-        Some(sealed)
+        sealed
     }
 
     /// The open batch when it is full, or any open batch when `all`.
@@ -200,6 +198,11 @@ impl Batcher {
 mod tests {
     use super::*;
 
+    fn add(batcher: &mut Batcher, event: Event) -> Vec<Batch> {
+        let json = serde_json::value::to_raw_value(&event).expect("serialises");
+        batcher.add(event, json)
+    }
+
     fn event(size: usize) -> Event {
         serde_json::from_value(serde_json::json!({
             "id": "evt_x", "event_type": "mcp:ping", "timestamp": "t", "duration_ms": 0.0,
@@ -213,19 +216,15 @@ mod tests {
     #[test]
     fn seals_by_count_and_by_bytes() {
         let mut batcher = Batcher::new(3, 10_000);
-        let sealed: Vec<Batch> = (0..7)
-            .flat_map(|_| batcher.add(event(10)).unwrap_or_default())
-            .collect();
+        let sealed: Vec<Batch> = (0..7).flat_map(|_| add(&mut batcher, event(10))).collect();
         assert_eq!(sealed.iter().map(Batch::len).collect::<Vec<_>>(), [3, 3]);
         assert_eq!(batcher.seal(true).map(|b| b.len()), Some(1));
 
         let mut batcher = Batcher::new(100, 1_000);
-        let sealed = (0..10)
-            .flat_map(|_| batcher.add(event(300)).unwrap_or_default())
-            .count();
+        let sealed = (0..10).flat_map(|_| add(&mut batcher, event(300))).count();
         assert!(sealed >= 3, "bytes seal batches before the count does");
         assert!(batcher.seal(true).is_some_and(|open| open.len() > 0));
-        let alone = batcher.add(event(2_000)).unwrap_or_default();
+        let alone = add(&mut batcher, event(2_000));
         let sizes: Vec<usize> = alone.iter().map(Batch::len).collect();
         assert_eq!(sizes, [1], "a large event goes alone");
         assert!(batcher.is_empty());
@@ -235,11 +234,7 @@ mod tests {
     fn split_halves_keep_events_and_json_together() {
         let mut batcher = Batcher::new(10, 1_000_000);
         for n in 0..5 {
-            assert!(
-                batcher
-                    .add(event(n))
-                    .is_some_and(|sealed| sealed.is_empty())
-            );
+            assert!(add(&mut batcher, event(n)).is_empty());
         }
         let batch = batcher.seal(true).expect("open batch");
         let id = batch.id().to_owned();

@@ -16,6 +16,9 @@ pub(crate) enum DropReason {
     Rejected,
     RetriesExhausted,
     SinkPanicked,
+    Filtered,
+    RedactionFailed,
+    HookFailed,
     Shutdown,
 }
 
@@ -24,6 +27,8 @@ pub(crate) enum DropReason {
 pub(crate) enum HookKind {
     Identify,
     SessionKey,
+    Tags,
+    Properties,
 }
 
 impl HookKind {
@@ -31,6 +36,8 @@ impl HookKind {
         match self {
             Self::Identify => "identify",
             Self::SessionKey => "session_key",
+            Self::Tags => "tags",
+            Self::Properties => "properties",
         }
     }
 }
@@ -48,10 +55,15 @@ pub(crate) struct Counters {
     rejected: AtomicU64,
     retries_exhausted: AtomicU64,
     sink_panicked: AtomicU64,
+    filtered: AtomicU64,
+    redaction_failed: AtomicU64,
+    hook_failed: AtomicU64,
     shutdown: AtomicU64,
     requests_unparsed: AtomicU64,
     identify_panics: AtomicU64,
     session_key_panics: AtomicU64,
+    tags_panics: AtomicU64,
+    properties_panics: AtomicU64,
     session_store_errors: AtomicU64,
     /// Events the worker has taken off the queue and not yet delivered or dropped.
     pub(crate) in_worker: AtomicU64,
@@ -90,6 +102,9 @@ impl Counters {
             DropReason::Rejected => &self.rejected,
             DropReason::RetriesExhausted => &self.retries_exhausted,
             DropReason::SinkPanicked => &self.sink_panicked,
+            DropReason::Filtered => &self.filtered,
+            DropReason::RedactionFailed => &self.redaction_failed,
+            DropReason::HookFailed => &self.hook_failed,
             DropReason::Shutdown => &self.shutdown,
         };
         counter.fetch_add(n, Relaxed);
@@ -103,6 +118,8 @@ impl Counters {
         let counter = match kind {
             HookKind::Identify => &self.identify_panics,
             HookKind::SessionKey => &self.session_key_panics,
+            HookKind::Tags => &self.tags_panics,
+            HookKind::Properties => &self.properties_panics,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -125,6 +142,9 @@ impl Counters {
             rejected: self.rejected.load(Relaxed),
             retries_exhausted: self.retries_exhausted.load(Relaxed),
             sink_panicked: self.sink_panicked.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            redaction_failed: self.redaction_failed.load(Relaxed),
+            hook_failed: self.hook_failed.load(Relaxed),
             shutdown: self.shutdown.load(Relaxed),
         };
         let recorded = self.recorded.load(Relaxed);
@@ -140,6 +160,8 @@ impl Counters {
             hook_panics: HookPanics {
                 identify: self.identify_panics.load(Relaxed),
                 session_key: self.session_key_panics.load(Relaxed),
+                tags: self.tags_panics.load(Relaxed),
+                properties: self.properties_panics.load(Relaxed),
             },
             session_store_errors: self.session_store_errors.load(Relaxed),
         }
@@ -203,6 +225,10 @@ pub struct HookPanics {
     pub identify: u64,
     /// `session_key` panicked: the event was grouped as if no key was given.
     pub session_key: u64,
+    /// `tags` panicked: the request's events were dropped (`dropped.hook_failed`).
+    pub tags: u64,
+    /// `properties` panicked: the request's events were dropped (`dropped.hook_failed`).
+    pub properties: u64,
 }
 
 /// Events lost, by reason.
@@ -227,6 +253,12 @@ pub struct Dropped {
     pub retries_exhausted: u64,
     /// The sink panicked while sending them.
     pub sink_panicked: u64,
+    /// The `redact_event` hook chose to drop them.
+    pub filtered: u64,
+    /// A `redact` or `redact_event` hook panicked: dropped rather than sent unredacted.
+    pub redaction_failed: u64,
+    /// A `tags` or `properties` hook panicked: dropped rather than sent half-made.
+    pub hook_failed: u64,
     /// Recorded after shutdown began, or still held when its deadline passed.
     pub shutdown: u64,
 }
@@ -246,6 +278,9 @@ impl Dropped {
             + self.rejected
             + self.retries_exhausted
             + self.sink_panicked
+            + self.filtered
+            + self.redaction_failed
+            + self.hook_failed
             + self.shutdown
     }
 }

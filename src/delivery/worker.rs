@@ -28,6 +28,7 @@ use super::retry::RetryPolicy;
 use super::stats::{Counters, DropReason};
 use crate::enrich::Enricher;
 use crate::event::build;
+use crate::privacy::Privacy;
 use crate::sink::{Kind, Sink};
 
 /// How the worker batches and delivers.
@@ -53,6 +54,7 @@ pub(crate) async fn run(
     wake: Arc<Notify>,
     sink: Arc<dyn Sink>,
     enricher: Enricher,
+    privacy: Arc<Privacy>,
     counters: Arc<Counters>,
     config: WorkerConfig,
 ) {
@@ -60,6 +62,7 @@ pub(crate) async fn run(
         rx,
         sink,
         enricher,
+        privacy,
         counters,
         config,
         built: Vec::new(),
@@ -121,6 +124,7 @@ struct Worker {
     rx: mpsc::Receiver<Envelope>,
     sink: Arc<dyn Sink>,
     enricher: Enricher,
+    privacy: Arc<Privacy>,
     counters: Arc<Counters>,
     config: WorkerConfig,
     /// Exchanges built into events, waiting for enrichment.
@@ -174,9 +178,11 @@ impl Worker {
         if !self.built.is_empty() {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
             for event in events {
-                match self.batcher.add(event) {
-                    Some(sealed) => self.ready.extend(sealed),
-                    None => self.lose(DropReason::Rejected, 1),
+                let safe = self.privacy.apply(event);
+                match safe.map(|event| self.privacy.serialize(event)) {
+                    Ok(Some((event, json))) => self.ready.extend(self.batcher.add(event, json)),
+                    Ok(None) => self.lose(DropReason::Rejected, 1),
+                    Err(reason) => self.lose(reason, 1),
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Building [`Event`]s from a finished exchange. Runs in the worker, never on the request
 //! path: this is where results are read in depth and values are allocated.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use http::StatusCode;
@@ -37,12 +38,21 @@ pub(crate) struct Context {
     pub(crate) client_header_name: Option<Box<str>>,
     pub(crate) client_header_version: Option<Box<str>>,
     pub(crate) status: Option<StatusCode>,
+    /// A `tags` or `properties` hook panicked: the events must not go out.
+    pub(crate) hook_failed: bool,
 }
 
 /// The events of one exchange, in request order.
 pub(crate) fn events(mut finished: Finished) -> Built {
     let timestamp = rfc3339_millis(finished.info.timestamp);
     let user = finished.info.user.take().map(UserIdentity::bounded);
+    let headers: BTreeMap<String, String> = std::mem::take(&mut finished.info.headers)
+        .into_iter()
+        .collect();
+    let tags: BTreeMap<String, String> = std::mem::take(&mut finished.info.tags)
+        .into_iter()
+        .collect();
+    let properties = finished.info.properties.take();
     // A JSON body answers every call of the exchange: read it once.
     let body = finished.body.as_deref().map(Responses::read);
     let events = finished
@@ -84,8 +94,9 @@ pub(crate) fn events(mut finished: Finished) -> Built {
                 log_notifications: call.logs,
                 batch: finished.info.batch,
                 traceparent: message.traceparent.as_deref().map(String::from),
-                tags: Default::default(),
-                properties: None,
+                headers: headers.clone(),
+                tags: tags.clone(),
+                properties: properties.clone(),
             }
         })
         .collect();
@@ -100,6 +111,7 @@ pub(crate) fn events(mut finished: Finished) -> Built {
             client_header_name: info.client_header_name,
             client_header_version: info.client_header_version,
             status: finished.status,
+            hook_failed: info.hook_failed,
         },
     }
 }
@@ -114,7 +126,10 @@ fn resolve(call: &Call, finished: &Finished, body: Option<&Responses<'_>>) -> Re
         Some(End::Body) => body.and_then(|responses| responses.get(id)),
         Some(End::Accepted) => return (Outcome::Accepted, None, None),
         Some(End::HttpError) => return (Outcome::HttpError, None, Some(http_error(status))),
-        Some(End::TooLarge) => return (Outcome::TooLarge, None, None),
+        Some(End::TooLarge(bytes)) => {
+            // The result stands as a marker saying how large the unread answer was.
+            return (Outcome::TooLarge, bytes.map(crate::privacy::removed), None);
+        }
         Some(End::Unreadable) => return (Outcome::Unreadable, None, None),
         Some(End::Cancelled) => {
             return failure(Outcome::Cancelled, "the client went away before the answer");

@@ -106,6 +106,10 @@ pub struct Event {
     /// W3C trace context from `params._meta.traceparent`, to join traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Request headers the server chose to capture (`capture_headers`); sensitive ones
+    /// are masked unless forced.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Short string labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
