@@ -664,6 +664,7 @@ impl AnalyticsLayerBuilder {
     }
 
     /// Most bytes of request and response data the queue may keep alive (default 16 MiB).
+    /// A single exchange larger than this is let into an empty queue only.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

@@ -1485,16 +1485,24 @@ async fn a_full_queue_drops_events_but_never_requests() {
     );
 }
 
+/// An exchange larger than the whole byte budget goes into an empty queue (so that a large
+/// answer still makes its event), but not into one that already holds something.
 #[tokio::test]
-async fn a_queue_byte_budget_smaller_than_one_exchange_drops_it() {
+async fn a_queue_byte_budget_smaller_than_one_exchange_admits_it_only_when_empty() {
     let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.queue_bytes(16));
+    // The worker waits for its hour-long interval or a flush: the first exchange stays queued.
+    let layer = layer(&sink, |b| {
+        b.queue_bytes(16)
+            .flush_interval(std::time::Duration::from_secs(3600))
+    });
     let seen = Seen::default();
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     send(&svc, post_json(tools_call(1, "echo", "{}"))).await;
+    send(&svc, post_json(tools_call(2, "echo", "{}"))).await;
     layer.flush().await;
     let stats = layer.stats();
-    assert_eq!(stats.recorded, 1);
+    assert_eq!(stats.recorded, 2);
+    assert_eq!(stats.delivered, 1, "{stats:?}");
     assert_eq!(stats.dropped.queue_full, 1, "{stats:?}");
     assert_balanced(&stats);
 }

@@ -142,12 +142,13 @@ impl Recorder {
             return;
         }
         // Both bounds are reserved first (and released by the queue entry however it
-        // leaves the queue).
+        // leaves the queue). An exchange larger than the whole byte budget is let into an
+        // empty queue only, so that a large answer still makes its event.
         let bytes_before = self.counters.queued_bytes.fetch_add(bytes, Relaxed);
         let events_before = self.counters.queued_events.fetch_add(count, Relaxed);
-        if bytes_before.saturating_add(bytes) > self.max_queued_bytes
-            || events_before.saturating_add(count) > self.max_queued_events
-        {
+        let over_bytes =
+            bytes_before > 0 && bytes_before.saturating_add(bytes) > self.max_queued_bytes;
+        if over_bytes || events_before.saturating_add(count) > self.max_queued_events {
             self.counters.recorded(events);
             queued.discard(DropReason::QueueFull);
             self.overload();

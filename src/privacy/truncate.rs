@@ -14,7 +14,6 @@ use serde_json::{Map, Value};
 /// assert_eq!(limits.event_bytes, 100 * 1024);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct PayloadLimits {
     /// Longest string kept whole (default 10 KiB).
     pub string_bytes: usize,
