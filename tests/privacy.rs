@@ -173,12 +173,12 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 fn limits(string_bytes: usize, depth: usize, items: usize, event_bytes: usize) -> PayloadLimits {
-    let mut limits = PayloadLimits::default();
-    limits.string_bytes = string_bytes;
-    limits.depth = depth;
-    limits.items = items;
-    limits.event_bytes = event_bytes;
-    limits
+    PayloadLimits {
+        string_bytes,
+        depth,
+        items,
+        event_bytes,
+    }
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
