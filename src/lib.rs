@@ -10,8 +10,10 @@
 //! buffered) and turns every MCP request and notification into an [`Event`]: who
 //! ([`identity`]), from which AI client, in which session (grouped by user + client +
 //! inactivity window on stateless servers, see [`SessionMode`]), with what outcome and
-//! latency. A background worker batches events to a [`Sink`](sink::Sink): an HTTP
-//! collector ([`HttpSink`]) with retries, or JSON lines on stdout by default.
+//! latency. A background worker makes each event safe and bounded (no headers, tokens or
+//! query strings unless named; binary content removed; redaction hooks; truncation to
+//! [`PayloadLimits`]) and batches events to a [`Sink`](sink::Sink): an HTTP collector
+//! ([`HttpSink`]) with retries, or JSON lines on stdout by default.
 //!
 //! The server and its clients cannot tell the layer is there: the inner service receives
 //! the exact request bytes, the client receives the exact response bytes, status and
