@@ -5,7 +5,7 @@
 //! ready-made `identify` functions ([`from_header`], [`from_bearer_token`]). Hooks run
 //! synchronously on the request path, so they must be lightweight (no I/O, no locks held
 //! for long); a hook that panics is caught by the layer and counted. Never keeps state:
-//! change detection and client resolution happen in the worker ([`cache`], [`clients`]).
+//! change detection and client resolution happen in the worker (`cache`, `clients`).
 
 pub(crate) mod cache;
 pub(crate) mod clients;
