@@ -81,7 +81,7 @@ fn guarded<T>(kind: HookKind, counters: &Counters, hook: impl FnOnce() -> Option
         counters.hook_panicked(kind);
         tracing::warn!(
             hook = kind.name(),
-            "mcp analytics hook panicked; treated as returning None"
+            "mcp analytics hook panicked; the request is unaffected (see stats().hook_panics)"
         );
         None
     })
