@@ -1,6 +1,7 @@
 //! Removing binary payloads from event values: image and audio content blocks, blob
-//! resource contents, and long base64-looking strings are replaced by a marker naming
-//! what was removed and its size. Runs in the worker; never sees the client's bytes.
+//! resource contents, and long base64-looking strings (10 KiB or more, whose first 10 KiB
+//! and last bytes are base64 characters) are replaced by a marker naming what was removed
+//! and its size. Runs in the worker; never sees the client's bytes.
 
 use serde_json::Value;
 
@@ -11,8 +12,12 @@ pub(crate) const BASE64_AT_LEAST: usize = 10 * 1024;
 pub(crate) fn sanitize(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            let kind = map.get("type").and_then(Value::as_str).map(str::to_owned);
-            if let Some(kind @ ("image" | "audio")) = kind.as_deref()
+            let kind = match map.get("type").and_then(Value::as_str) {
+                Some("image") => Some("image"),
+                Some("audio") => Some("audio"),
+                _ => None,
+            };
+            if let Some(kind) = kind
                 && let Some(Value::String(data)) = map.get_mut("data")
             {
                 *data = marker(kind, data.len());
@@ -34,13 +39,45 @@ fn marker(what: &str, bytes: usize) -> String {
     format!("[{what} removed: {bytes} bytes]")
 }
 
-/// Only base64 (or base64url) characters, with at most two `=` of padding at the end.
+/// Looks like base64 (or base64url): its first [`BASE64_AT_LEAST`] bytes and its last
+/// [`TAIL`] bytes are base64 characters, with at most two `=` of padding at the very end.
+///
+/// The cost is bounded whatever the string's length: a string that long keeps at most its
+/// first bytes anyway (truncation), so those, plus its end, are what decides. The check
+/// runs over whole blocks of bytes without branching on each one (the compiler turns the
+/// block loop into vector instructions).
 fn looks_like_base64(text: &str) -> bool {
-    let body = text.trim_end_matches('=');
-    text.len() - body.len() <= 2
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+    let bytes = text.as_bytes();
+    let body = text.trim_end_matches('=').as_bytes();
+    if bytes.len() - body.len() > 2 {
+        return false;
+    }
+    let head = &body[..body.len().min(BASE64_AT_LEAST)];
+    let tail = &body[body.len().saturating_sub(TAIL)..];
+    all_base64(head) && all_base64(tail)
+}
+
+/// Bytes at the end of a long string checked by [`looks_like_base64`].
+const TAIL: usize = 256;
+
+/// Whether every byte is of the base64 or base64url alphabet.
+fn all_base64(bytes: &[u8]) -> bool {
+    const BLOCK: usize = 64;
+    let blocks = bytes.chunks_exact(BLOCK);
+    let rest = blocks.remainder();
+    blocks
+        .into_iter()
+        .all(|block| block.iter().fold(true, |all, &b| all & is_base64_byte(b)))
+        && rest.iter().all(|&b| is_base64_byte(b))
+}
+
+/// A byte of the base64 or base64url alphabet (padding aside), with no branches.
+#[inline(always)]
+fn is_base64_byte(b: u8) -> bool {
+    let upper = b.wrapping_sub(b'A') < 26;
+    let lower = b.wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    upper | lower | digit | (b == b'+') | (b == b'/') | (b == b'-') | (b == b'_')
 }
 
 #[cfg(test)]
@@ -76,5 +113,30 @@ mod tests {
             Some(15000),
             "not base64: left for truncation"
         );
+    }
+
+    #[test]
+    fn long_strings_are_judged_by_their_start_and_end() {
+        let base64 = "QUJD".repeat(4000);
+        assert!(looks_like_base64(&base64));
+        assert!(looks_like_base64(&format!("{base64}QQ==")));
+        assert!(
+            !looks_like_base64(&format!("{base64}===")),
+            "three = of padding"
+        );
+        assert!(
+            !looks_like_base64(&format!("{base64} end")),
+            "text at the end"
+        );
+        assert!(
+            !looks_like_base64(&format!("é{base64}")),
+            "text at the start"
+        );
+        // Past the first 10 KiB and before the last bytes, content is not read: truncation
+        // keeps only the start of such a string anyway.
+        let middle = format!("{}, a comma{}", "QUJD".repeat(3000), "QUJD".repeat(3000));
+        assert!(looks_like_base64(&middle));
+        let early = format!("{}, a comma{}", "QUJD".repeat(100), "QUJD".repeat(6000));
+        assert!(!looks_like_base64(&early));
     }
 }
