@@ -663,8 +663,10 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Most bytes of request and response data the queue may keep alive (default 16 MiB).
-    /// A single exchange larger than this is let into an empty queue only.
+    /// Most bytes of request and response data the queue may keep alive (default 16 MiB);
+    /// the worker itself also holds at most this many bytes of event JSON (batched, in
+    /// flight, awaiting a retry). A single exchange larger than this is let into an empty
+    /// queue only.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -790,6 +792,7 @@ impl AnalyticsLayerBuilder {
             flush_interval: self.flush_interval,
             max_in_flight: self.max_in_flight,
             max_events: self.queue_capacity,
+            max_bytes: self.queue_bytes,
             retry: self.retry,
         };
         let capacity = NonZeroUsize::new(self.identity_capacity).unwrap_or(NonZeroUsize::MIN);

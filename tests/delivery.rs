@@ -782,6 +782,41 @@ async fn a_hung_collector_leaves_requests_alone_and_the_queue_bounded() {
     assert_balanced(&report.stats);
 }
 
+/// With room for many events but few bytes, a hung collector makes the worker stop
+/// taking events in once it holds `queue_bytes` of event JSON: what is held stays far
+/// below the event bound and the rest is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_holds_at_most_queue_bytes_of_events_when_the_collector_hangs() {
+    const EVENTS: u64 = 1_000;
+    const BYTES: usize = 8 * 1024;
+    const SENT: u64 = 300;
+    let collector = Collector::start().await;
+    collector.set_default(Reply::Hang);
+    let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+    let analytics = start(
+        fast(sink)
+            .queue_capacity(EVENTS as usize)
+            .queue_bytes(BYTES)
+            .batch_size(5)
+            .max_in_flight(2),
+    )
+    .await;
+    calls(&analytics, 1..=SENT).await;
+    // An event's JSON is a few hundred bytes, and so is an exchange's data: the queue and
+    // the worker each hold a few dozen, far from the 1,000 events each could hold.
+    let most = 100;
+    let stats = analytics.stats();
+    assert_eq!(stats.recorded, SENT, "{stats:?}");
+    assert!(
+        stats.in_queue <= most,
+        "more held than the bytes allow: {stats:?}"
+    );
+    assert!(stats.dropped.queue_full >= SENT - most, "{stats:?}");
+    assert_balanced(&stats);
+    let report = analytics.shutdown(ms(200)).await;
+    assert_balanced(&report.stats);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_with_a_slow_collector_accounts_for_every_event() {
     const CAPACITY: u64 = 50;

@@ -105,6 +105,11 @@ impl Batch {
         self.events.len()
     }
 
+    /// Bytes of event JSON, one separator per event included.
+    pub(crate) fn json_bytes(&self) -> usize {
+        self.json_bytes
+    }
+
     pub(crate) fn next_attempt(&mut self) {
         self.attempt += 1;
     }

@@ -34,6 +34,11 @@ pub(crate) struct Queued {
 }
 
 impl Queued {
+    /// Bytes of request and response data the exchange keeps alive.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Takes the exchange out of the queue's accounting and into the worker's.
     pub(crate) fn take(mut self) -> Option<Finished> {
         let finished = self.finished.take()?;

@@ -6,8 +6,9 @@
 //! to `max_in_flight` batches in flight, scheduling retries on timers (new events keep
 //! batching meanwhile), pausing all sending for a `Retry-After`, splitting a batch the
 //! destination found too large, and accounting for every event. Holds at most
-//! `max_events` events itself; beyond that it leaves exchanges in the queue, which then
-//! fills and drops (counted) on the request side. Never touches a request.
+//! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
+//! exchanges in the queue, which then fills and drops (counted) on the request side.
+//! Never touches a request.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,6 +45,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_in_flight: usize,
     /// Most events the worker holds (building, batched, in flight, awaiting a retry).
     pub(crate) max_events: usize,
+    /// Most bytes of event JSON the worker holds (batched, in flight, awaiting a retry).
+    pub(crate) max_bytes: usize,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -66,6 +69,8 @@ pub(crate) async fn run(
         counters,
         config,
         built: Vec::new(),
+        held_bytes: 0,
+        built_bytes: 0,
         batcher: Batcher::new(config.batch_size, config.batch_bytes),
         ready: Vec::new(),
         retries: Vec::new(),
@@ -80,7 +85,7 @@ pub(crate) async fn run(
     loop {
         worker.take_in();
         // Holding as much as allowed: send what there is, so that the queue moves again.
-        let full = worker.held() >= config.max_events as u64;
+        let full = worker.full();
         let force = worker.flushing() || worker.closed || full;
         worker.prepare(force).await;
         worker.dispatch();
@@ -129,6 +134,10 @@ struct Worker {
     config: WorkerConfig,
     /// Exchanges built into events, waiting for enrichment.
     built: Vec<build::Built>,
+    /// Bytes of event JSON batched, in flight or awaiting a retry.
+    held_bytes: usize,
+    /// Bytes of request and response data behind the exchanges in `built`.
+    built_bytes: usize,
     batcher: Batcher,
     /// Sealed batches waiting for a sending slot (retries that are due go first).
     ready: Vec<Batch>,
@@ -152,14 +161,22 @@ impl Worker {
         self.counters.in_worker.load(Relaxed)
     }
 
+    /// Holding as many events, or as many bytes of event JSON, as allowed.
+    fn full(&self) -> bool {
+        self.held() >= self.config.max_events as u64
+            || self.held_bytes + self.built_bytes >= self.config.max_bytes
+    }
+
     /// Takes exchanges off the queue while there is room, until a flush request (which is
     /// served before anything recorded after it).
     fn take_in(&mut self) {
         self.counters.wake_requested.store(false, Relaxed);
-        while !self.flushing() && !self.closed && self.held() < self.config.max_events as u64 {
+        while !self.flushing() && !self.closed && !self.full() {
             match self.rx.try_recv() {
                 Ok(Envelope::Exchange(queued)) => {
+                    let bytes = queued.bytes();
                     if let Some(finished) = queued.take() {
+                        self.built_bytes += bytes;
                         self.built.push(build::events(finished));
                     }
                 }
@@ -177,10 +194,14 @@ impl Worker {
     async fn prepare(&mut self, force: bool) {
         if !self.built.is_empty() {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
+            self.built_bytes = 0;
             for event in events {
                 let safe = self.privacy.apply(event);
                 match safe.map(|event| self.privacy.serialize(event)) {
-                    Ok(Some((event, json))) => self.ready.extend(self.batcher.add(event, json)),
+                    Ok(Some((event, json))) => {
+                        self.held_bytes += json.get().len() + 1;
+                        self.ready.extend(self.batcher.add(event, json));
+                    }
                     Ok(None) => self.lose(DropReason::Rejected, 1),
                     Err(reason) => self.lose(reason, 1),
                 }
@@ -219,15 +240,18 @@ impl Worker {
     /// Accounts for a finished attempt: delivered, retried, split, or lost with a reason.
     fn settle(&mut self, mut batch: Batch, sent: Sent) {
         let n = batch.len() as u64;
+        let bytes = batch.json_bytes();
         let error = match sent {
             Sent::Delivered => {
                 self.counters.delivered(n);
                 self.counters.batch_delivered();
                 self.release(n);
+                self.held_bytes -= bytes;
                 return;
             }
             Sent::Panicked => {
                 tracing::error!(events = n, "mcp analytics sink panicked; batch dropped");
+                self.held_bytes -= bytes;
                 return self.lose(DropReason::SinkPanicked, n);
             }
             Sent::Failed(error) => error,
@@ -235,6 +259,7 @@ impl Worker {
         match error.kind() {
             Kind::Rejected => {
                 tracing::warn!(%error, events = n, "mcp analytics batch rejected; dropped");
+                self.held_bytes -= bytes;
                 self.lose(DropReason::Rejected, n);
             }
             Kind::TooLarge => match batch.split() {
@@ -244,6 +269,7 @@ impl Worker {
                 }
                 None => {
                     tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
+                    self.held_bytes -= bytes;
                     self.lose(DropReason::TooLarge, n);
                 }
             },
@@ -251,6 +277,7 @@ impl Worker {
                 let policy = self.config.retry;
                 if batch.attempt() >= policy.max_attempts {
                     tracing::warn!(%error, events = n, "mcp analytics batch failed after every retry; dropped");
+                    self.held_bytes -= bytes;
                     return self.lose(DropReason::RetriesExhausted, n);
                 }
                 let fraction = crate::event::ids::random_fraction();
