@@ -97,6 +97,11 @@ pub(crate) async fn run(
                 return;
             }
         }
+        // More is waiting: let the requests sharing this runtime run first, then go on.
+        if worker.more_waiting() {
+            tokio::task::yield_now().await;
+            continue;
+        }
         let deadline = worker.next_deadline();
         tokio::select! {
             () = wake.notified() => {}
@@ -110,6 +115,11 @@ pub(crate) async fn run(
         }
     }
 }
+
+/// Most exchanges built and enriched between two yields to the runtime. The worker
+/// usually shares its runtime with the server: working through a long backlog in one go
+/// would hold up every request waiting behind it.
+const TAKE_AT_ONCE: usize = 16;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -167,11 +177,18 @@ impl Worker {
             || self.held_bytes + self.built_bytes >= self.config.max_bytes
     }
 
-    /// Takes exchanges off the queue while there is room, until a flush request (which is
-    /// served before anything recorded after it).
+    /// Whether exchanges wait in the queue that the worker could take in now.
+    fn more_waiting(&self) -> bool {
+        !self.flushing() && !self.closed && !self.full() && !self.rx.is_empty()
+    }
+
+    /// Takes up to [`TAKE_AT_ONCE`] exchanges off the queue while there is room, until a
+    /// flush request (which is served before anything recorded after it).
     fn take_in(&mut self) {
         self.counters.wake_requested.store(false, Relaxed);
-        while !self.flushing() && !self.closed && !self.full() {
+        let mut taken = 0;
+        while taken < TAKE_AT_ONCE && !self.flushing() && !self.closed && !self.full() {
+            taken += 1;
             match self.rx.try_recv() {
                 Ok(Envelope::Exchange(queued)) => {
                     let bytes = queued.bytes();
