@@ -1,0 +1,772 @@
+//! Load benchmark: a real rmcp 3.9 stateless MCP server, bare and behind `AnalyticsLayer`,
+//! driven over loopback HTTP by a load generator, variants alternating in one run.
+//!
+//! ```text
+//! cargo bench --bench load
+//! ```
+//!
+//! Each server variant runs in a process of its own (this binary, started again with
+//! `LOAD_BENCH_SERVER` set), so each has its own peak memory. The variants share one
+//! handler, the demo server of the examples, served statelessly with JSON answers (rmcp
+//! answers with SSE when a tool reports progress):
+//!
+//! * `bare`: the rmcp service alone;
+//! * `healthy`: behind the layer, delivering to a collector on loopback that answers 202;
+//! * `dead`: behind the layer, the collector's port refuses connections;
+//! * `hung`: behind the layer, the collector accepts and never answers.
+//!
+//! The layer is configured as a user would: `identify` from the bearer token, the default
+//! queue, batches and payload limits, an `HttpSink` with gzip.
+//!
+//! The load generator (hyper's client, `CONNECTIONS` keep-alive connections, each sending
+//! its next request when the previous answer is read) sends protocol 2026-07-28
+//! `tools/call` requests, each naming its client in `_meta`, from 50 users (bearer tokens)
+//! and two clients, in a fixed mix:
+//!
+//! * 5 in 10: `add`, small arguments, JSON answer;
+//! * 2 in 10: `echo` with 64 KiB of text, JSON answer of the same size;
+//! * 3 in 10: `progress` of 3 steps with a progress token, SSE answer (3 progress
+//!   notifications, then the result).
+//!
+//! With `taskset` present, the servers run on CPU 1 and the load generator and collector
+//! on CPU 0, so the server's own CPU is what limits throughput. Every answer is read to
+//! its end and checked to be a 200.
+//!
+//! Two phases, variants alternating round by round (the order reversed every other
+//! round):
+//!
+//! 1. **Saturated**: each connection sends its next request as soon as the previous
+//!    answer is read. Requests/s is the server's capacity; latency is mostly queueing.
+//! 2. **Fixed rate**: the connections together send 30% of the bare server's saturated
+//!    rate on a fixed schedule, the same rate for every variant: the latency a request
+//!    sees on a server with headroom.
+//!
+//! Each phase reports medians over its rounds of requests/s, p50 and p99 latency and the
+//! server's CPU time per request (from `/proc/<pid>/stat`), each with its ratio to
+//! `bare`; then latency per request kind, and the resident memory of each server after
+//! its first round and at the end, and its peak (`VmHWM`), with the layer's counters.
+//!
+//! Environment: `LOAD_BENCH_ROUNDS` (saturated rounds, default 5; the fixed-rate phase
+//! runs half as many), `LOAD_BENCH_SECS` (seconds per round, default 5),
+//! `LOAD_BENCH_CONNECTIONS` (default 16), `LOAD_BENCH_VARIANTS` (a comma separated subset
+//! of the variants), `LOAD_BENCH_ONLY` (a comma separated subset of `add`, `echo`,
+//! `progress`, instead of the mix).
+
+#[path = "../examples/support/demo_server.rs"]
+mod demo_server;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use http::{Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower_mcp_analytics::{AnalyticsLayer, HttpSink, identity};
+
+const VARIANTS: [&str; 4] = ["bare", "healthy", "dead", "hung"];
+const USERS: usize = 50;
+const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
+const BIG_ARGUMENT: usize = 64 * 1024;
+const WARM_UP: Duration = Duration::from_secs(1);
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if let Ok(variant) = std::env::var("LOAD_BENCH_SERVER") {
+        server_main(&variant);
+        return;
+    }
+    // `cargo bench` passes `--bench`; there is nothing to filter.
+    let rounds = env_number("LOAD_BENCH_ROUNDS", 5) as usize;
+    let round = Duration::from_secs(env_number("LOAD_BENCH_SECS", 5));
+    let connections = env_number("LOAD_BENCH_CONNECTIONS", 16) as usize;
+    let variants: Vec<&'static str> = match std::env::var("LOAD_BENCH_VARIANTS") {
+        Ok(list) => VARIANTS
+            .into_iter()
+            .filter(|variant| list.split(',').any(|wanted| wanted.trim() == *variant))
+            .collect(),
+        Err(_) => VARIANTS.to_vec(),
+    };
+    let pinned = pin_self(0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(drive(variants, rounds, round, connections, pinned));
+}
+
+// ---------------------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------------------
+
+fn server_main(variant: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mcp = demo_server::mcp_service(demo_server::Mode::StatelessJson);
+        let mut router = Router::new().route_service("/mcp", mcp);
+        let layer = match std::env::var("LOAD_BENCH_COLLECTOR") {
+            Ok(url) if variant != "bare" => {
+                let layer = AnalyticsLayer::builder()
+                    .identify(identity::from_bearer_token())
+                    .sink(HttpSink::new(url))
+                    .build();
+                router = router.layer(layer.clone());
+                Some(layer)
+            }
+            _ => None,
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        println!("listening {addr}");
+        std::io::stdout().flush().expect("stdout");
+        // The parent closes stdin to stop the server.
+        let stop = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
+                line.clear();
+            }
+        });
+        // Answers of several small frames (SSE) must not wait for delayed acknowledgements.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let _ = stop.await;
+        server.abort();
+        if let Some(layer) = layer {
+            let stats = layer.shutdown(Duration::from_millis(500)).await.stats;
+            println!(
+                "stats recorded={} delivered={} queue_full={} in_queue={} dropped={}",
+                stats.recorded,
+                stats.delivered,
+                stats.dropped.queue_full,
+                stats.in_queue,
+                stats.dropped.total(),
+            );
+        } else {
+            println!("stats bare");
+        }
+        std::io::stdout().flush().expect("stdout");
+    });
+}
+
+/// Pins this process to `cpu` with `taskset`, when there is more than one CPU.
+fn pin_self(cpu: usize) -> bool {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        return false;
+    }
+    Command::new("taskset")
+        .args([
+            "-a",
+            "-p",
+            "-c",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+struct ServerProcess {
+    variant: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<std::process::ChildStdout>,
+    url: String,
+}
+
+impl ServerProcess {
+    fn start(variant: &'static str, collector: Option<&str>, pinned: bool) -> Self {
+        let exe = std::env::current_exe().expect("current exe");
+        let mut command = if pinned {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg("1").arg(exe);
+            command
+        } else {
+            Command::new(exe)
+        };
+        command
+            .env("LOAD_BENCH_SERVER", variant)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(url) = collector {
+            command.env("LOAD_BENCH_COLLECTOR", url);
+        }
+        let mut child = command.spawn().expect("start server process");
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("server address");
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .expect("server prints its address");
+        Self {
+            variant,
+            url: format!("http://{addr}/mcp"),
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// CPU time (user and system) the server process has used so far.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 14th field
+        // of the line, stime the 15th, both in clock ticks.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&index| fields.get(index)?.parse::<u64>().ok())
+            .sum();
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+    }
+
+    /// Stops the server and returns its closing line (the layer's counters).
+    fn stop(mut self) -> String {
+        drop(self.stdin.take());
+        let mut line = String::new();
+        let _ = self.stdout.read_line(&mut line);
+        let _ = self.child.wait();
+        line.trim().to_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The collector
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum CollectorState {
+    Healthy,
+    Dead,
+    Hung,
+}
+
+async fn collect(
+    State((state, received)): State<(CollectorState, Arc<AtomicU64>)>,
+    body: Bytes,
+) -> StatusCode {
+    if state == CollectorState::Hung {
+        std::future::pending::<()>().await;
+    }
+    received.fetch_add(body.len() as u64, Ordering::Relaxed);
+    StatusCode::ACCEPTED
+}
+
+async fn collector(state: CollectorState) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("address");
+    if state == CollectorState::Dead {
+        drop(listener);
+    } else {
+        let app = Router::new()
+            .route("/v1/events", post(collect))
+            .with_state((state, Arc::new(AtomicU64::new(0))));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    format!("http://{addr}/v1/events")
+}
+
+// ---------------------------------------------------------------------------------------
+// The load generator
+// ---------------------------------------------------------------------------------------
+
+/// The request kinds of the mix, in the order latencies are reported.
+const KINDS: [&str; 3] = ["add (JSON)", "echo 64 KiB (JSON)", "progress (SSE)"];
+/// The mix: kind index of each of 10 consecutive requests.
+const MIX: [usize; 10] = [0, 2, 0, 1, 0, 2, 0, 1, 0, 2];
+
+/// The mix in use: `MIX`, or only the kinds named in `LOAD_BENCH_ONLY` (`add`, `echo`,
+/// `progress`, comma separated), to see what each kind costs.
+fn mix() -> Vec<usize> {
+    match std::env::var("LOAD_BENCH_ONLY") {
+        Ok(only) => (0..KINDS.len())
+            .filter(|&kind| only.split(',').any(|name| name.trim() == tool_name(kind)))
+            .collect(),
+        Err(_) => MIX.to_vec(),
+    }
+}
+
+fn request_body(kind: usize, id: u64, client: &str, big: &str) -> Bytes {
+    let meta = format!(
+        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"{client}","version":"1.0.0"}},"io.modelcontextprotocol/clientCapabilities":{{}}"#
+    );
+    let body = match kind {
+        0 => format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{id},"b":2}},{meta}}}}}}}"#
+        ),
+        1 => format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}},{meta}}}}}}}"#
+        ),
+        _ => format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":3}},{meta},"progressToken":{id}}}}}}}"#
+        ),
+    };
+    Bytes::from(body)
+}
+
+fn tool_name(kind: usize) -> &'static str {
+    match kind {
+        0 => "add",
+        1 => "echo",
+        _ => "progress",
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Latencies (µs) of one round, per request kind, and the number of failed requests.
+struct RoundResult {
+    latencies: [Vec<u32>; 3],
+    failures: u64,
+    elapsed: Duration,
+}
+
+impl RoundResult {
+    fn requests(&self) -> usize {
+        self.latencies.iter().map(Vec::len).sum()
+    }
+}
+
+/// How a connection sends: as soon as its previous answer is read, or on a fixed
+/// schedule (one request per `every`, starting after `offset`).
+#[derive(Clone, Copy)]
+enum Pace {
+    Closed,
+    Fixed { every: Duration, offset: Duration },
+}
+
+async fn one_connection(
+    client: HttpClient,
+    url: Arc<str>,
+    worker: usize,
+    until: Instant,
+    big: Arc<str>,
+    pace: Pace,
+) -> ([Vec<u32>; 3], u64) {
+    let mut latencies: [Vec<u32>; 3] = Default::default();
+    let mut failures = 0;
+    let mix = mix();
+    let token = format!("Bearer user-{}", worker % USERS);
+    let client_name = CLIENTS[worker % CLIENTS.len()];
+    let mut sequence = worker as u64 * 1_000_000;
+    let mut next = match pace {
+        Pace::Fixed { offset, .. } => Instant::now() + offset,
+        Pace::Closed => Instant::now(),
+    };
+    while Instant::now() < until {
+        if let Pace::Fixed { every, .. } = pace {
+            tokio::time::sleep_until(next.into()).await;
+            next += every;
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        sequence += 1;
+        let kind = mix[sequence as usize % mix.len()];
+        let request = Request::post(&*url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(header::AUTHORIZATION, &token)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool_name(kind))
+            .body(Full::new(request_body(kind, sequence, client_name, &big)))
+            .expect("request");
+        let start = Instant::now();
+        let ok = match client.request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.into_body().collect().await;
+                status == StatusCode::OK && body.is_ok()
+            }
+            Err(_) => false,
+        };
+        let micros = start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        if ok {
+            latencies[kind].push(micros);
+        } else {
+            failures += 1;
+        }
+    }
+    (latencies, failures)
+}
+
+/// Runs `connections` connections against `url` for `length`. With `rate`, the
+/// connections together send that many requests per second on a fixed schedule;
+/// without, each sends its next request as soon as its previous answer is read.
+async fn run_load(
+    client: &HttpClient,
+    url: &str,
+    connections: usize,
+    length: Duration,
+    rate: Option<f64>,
+) -> RoundResult {
+    let url: Arc<str> = Arc::from(url);
+    let big: Arc<str> = Arc::from("x".repeat(BIG_ARGUMENT).as_str());
+    let start = Instant::now();
+    let until = start + length;
+    let tasks: Vec<_> = (0..connections)
+        .map(|worker| {
+            let pace = match rate {
+                Some(rate) => {
+                    let every = Duration::from_secs_f64(connections as f64 / rate);
+                    let offset = every.mul_f64(worker as f64 / connections as f64);
+                    Pace::Fixed { every, offset }
+                }
+                None => Pace::Closed,
+            };
+            tokio::spawn(one_connection(
+                client.clone(),
+                url.clone(),
+                worker,
+                until,
+                big.clone(),
+                pace,
+            ))
+        })
+        .collect();
+    let mut result = RoundResult {
+        latencies: Default::default(),
+        failures: 0,
+        elapsed: Duration::ZERO,
+    };
+    for task in tasks {
+        let (latencies, failures) = task.await.expect("load task");
+        for (all, mine) in result.latencies.iter_mut().zip(latencies) {
+            all.extend(mine);
+        }
+        result.failures += failures;
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[index])
+}
+
+/// Throughput and latency figures of one round.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    rps: f64,
+    cpu_us: f64,
+    p50: f64,
+    p99: f64,
+    kind_p50: [f64; 3],
+    kind_p99: [f64; 3],
+}
+
+fn figures(mut result: RoundResult) -> Figures {
+    let rps = result.requests() as f64 / result.elapsed.as_secs_f64();
+    let mut all: Vec<u32> = result.latencies.iter().flatten().copied().collect();
+    all.sort_unstable();
+    let mut figures = Figures {
+        rps,
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+        ..Figures::default()
+    };
+    for (kind, latencies) in result.latencies.iter_mut().enumerate() {
+        latencies.sort_unstable();
+        figures.kind_p50[kind] = percentile(latencies, 0.50);
+        figures.kind_p99[kind] = percentile(latencies, 0.99);
+    }
+    figures
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+async fn drive(
+    variants: Vec<&'static str>,
+    rounds: usize,
+    round: Duration,
+    connections: usize,
+    pinned: bool,
+) {
+    let mut servers = Vec::new();
+    for &variant in &variants {
+        let collector_url = match variant {
+            "healthy" => Some(collector(CollectorState::Healthy).await),
+            "dead" => Some(collector(CollectorState::Dead).await),
+            "hung" => Some(collector(CollectorState::Hung).await),
+            _ => None,
+        };
+        servers.push(ServerProcess::start(
+            variant,
+            collector_url.as_deref(),
+            pinned,
+        ));
+    }
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(connections)
+        .build(connector);
+
+    eprintln!(
+        "load: {} variants, {rounds} rounds of {:?}, {connections} connections, pinned: {pinned}",
+        variants.len(),
+        round
+    );
+    // 1. Saturation: each connection sends as soon as its previous answer is read.
+    let mut results: Vec<Vec<Figures>> = vec![Vec::new(); servers.len()];
+    let mut failures = vec![0u64; servers.len()];
+    let mut first_rss = vec![0u64; servers.len()];
+    let mut last_rss = vec![0u64; servers.len()];
+    for round_index in 0..rounds {
+        for index in round_order(round_index, servers.len()) {
+            let server = &servers[index];
+            let _ = run_load(&client, &server.url, connections, WARM_UP, None).await;
+            let (figures, failed) = measured(&client, server, connections, round, None).await;
+            failures[index] += failed;
+            log_round("saturated", round_index, server.variant, &figures);
+            results[index].push(figures);
+            let rss = server.memory_kib("VmRSS:");
+            if round_index == 0 {
+                first_rss[index] = rss;
+            }
+            last_rss[index] = rss;
+        }
+    }
+    let saturated: Vec<Figures> = results.iter().map(|rounds| medians(rounds)).collect();
+    let bare = variants.iter().position(|variant| *variant == "bare");
+
+    // 2. Fixed rate: a moderate load, the same for every variant.
+    let base = bare.map_or(saturated[0].rps, |index| saturated[index].rps);
+    let rate = (base * PACED_SHARE).max(1.0);
+    let paced_rounds = rounds.div_ceil(2).max(1);
+    let mut paced_results: Vec<Vec<Figures>> = vec![Vec::new(); servers.len()];
+    for round_index in 0..paced_rounds {
+        for index in round_order(round_index, servers.len()) {
+            let server = &servers[index];
+            let (figures, failed) = measured(&client, server, connections, round, Some(rate)).await;
+            failures[index] += failed;
+            log_round("paced", round_index, server.variant, &figures);
+            paced_results[index].push(figures);
+            last_rss[index] = server.memory_kib("VmRSS:");
+        }
+    }
+    let paced: Vec<Figures> = paced_results.iter().map(|rounds| medians(rounds)).collect();
+
+    let names: Vec<&str> = servers.iter().map(|server| server.variant).collect();
+    println!();
+    println!(
+        "Saturated: {connections} connections, each sending as soon as its answer is read \
+         (medians of {rounds} rounds of {}s)",
+        round.as_secs()
+    );
+    println!();
+    print_table(&names, &saturated, bare, &failures, true);
+    println!();
+    println!(
+        "Fixed rate: {rate:.0} requests/s ({:.0}% of the bare server's saturated rate), \
+         {connections} connections (medians of {paced_rounds} rounds of {}s)",
+        PACED_SHARE * 100.0,
+        round.as_secs()
+    );
+    println!();
+    print_table(&names, &paced, bare, &failures, false);
+    println!();
+    println!("Latency by request kind, at the fixed rate:");
+    println!();
+    println!("| server | request | p50 | vs bare | p99 | vs bare |");
+    println!("|---|---|---|---|---|---|");
+    for (index, name) in names.iter().enumerate() {
+        let m = paced[index];
+        for (kind, kind_name) in KINDS.iter().enumerate() {
+            if m.kind_p50[kind].is_nan() {
+                continue;
+            }
+            println!(
+                "| {name} | {kind_name} | {:.0} µs | {} | {:.0} µs | {} |",
+                m.kind_p50[kind],
+                ratio(m.kind_p50[kind], bare.map(|b| paced[b].kind_p50[kind])),
+                m.kind_p99[kind],
+                ratio(m.kind_p99[kind], bare.map(|b| paced[b].kind_p99[kind])),
+            );
+        }
+    }
+    println!();
+    println!(
+        "| server | resident after saturated round 1 | at the end | peak | layer counters at exit |"
+    );
+    println!("|---|---|---|---|---|");
+    for (index, server) in servers.into_iter().enumerate() {
+        let peak = server.memory_kib("VmHWM:");
+        let variant = server.variant;
+        let counters = server.stop();
+        println!(
+            "| {variant} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} |",
+            first_rss[index] as f64 / 1024.0,
+            last_rss[index] as f64 / 1024.0,
+            peak as f64 / 1024.0,
+            counters.trim_start_matches("stats "),
+        );
+    }
+}
+
+/// The share of the bare server's saturated rate offered in the fixed-rate phase.
+const PACED_SHARE: f64 = 0.3;
+
+/// Variants in turn, the order reversed every other round so none always runs first.
+fn round_order(round: usize, variants: usize) -> Vec<usize> {
+    if round.is_multiple_of(2) {
+        (0..variants).collect()
+    } else {
+        (0..variants).rev().collect()
+    }
+}
+
+/// One measured round against `server`: its figures (with the server's CPU time per
+/// request) and the number of failed requests.
+async fn measured(
+    client: &HttpClient,
+    server: &ServerProcess,
+    connections: usize,
+    length: Duration,
+    rate: Option<f64>,
+) -> (Figures, u64) {
+    let cpu_before = server.cpu_time();
+    let result = run_load(client, &server.url, connections, length, rate).await;
+    let cpu = server.cpu_time().saturating_sub(cpu_before);
+    let failures = result.failures;
+    let requests = result.requests().max(1);
+    let mut figures = figures(result);
+    figures.cpu_us = cpu.as_secs_f64() * 1e6 / requests as f64;
+    (figures, failures)
+}
+
+fn log_round(phase: &str, round: usize, variant: &str, figures: &Figures) {
+    eprintln!(
+        "{phase} round {} {variant:>8}: {:>7.0} req/s  cpu {:>5.1} µs/req  p50 {:>6.0} µs  p99 {:>6.0} µs",
+        round + 1,
+        figures.rps,
+        figures.cpu_us,
+        figures.p50,
+        figures.p99
+    );
+}
+
+/// Medians of each figure over rounds.
+fn medians(rounds: &[Figures]) -> Figures {
+    let of = |pick: &dyn Fn(&Figures) -> f64| median(rounds.iter().map(pick).collect());
+    Figures {
+        rps: of(&|f| f.rps),
+        cpu_us: of(&|f| f.cpu_us),
+        p50: of(&|f| f.p50),
+        p99: of(&|f| f.p99),
+        kind_p50: std::array::from_fn(|k| of(&|f| f.kind_p50[k])),
+        kind_p99: std::array::from_fn(|k| of(&|f| f.kind_p99[k])),
+    }
+}
+
+fn ratio(value: f64, base: Option<f64>) -> String {
+    match base {
+        Some(base) => format!("{:.3}", value / base),
+        None => "-".to_owned(),
+    }
+}
+
+fn print_table(
+    names: &[&str],
+    figures: &[Figures],
+    bare: Option<usize>,
+    failures: &[u64],
+    with_failures: bool,
+) {
+    println!(
+        "| server | requests/s | vs bare | p50 | vs bare | p99 | vs bare | server CPU per request | vs bare |{}",
+        if with_failures {
+            " failed (all phases) |"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "|---|---|---|---|---|---|---|---|---|{}",
+        if with_failures { "---|" } else { "" }
+    );
+    let base = bare.map(|index| figures[index]);
+    for (index, name) in names.iter().enumerate() {
+        let m = figures[index];
+        print!(
+            "| {name} | {:.0} | {} | {:.0} µs | {} | {:.0} µs | {} | {:.1} µs | {} |",
+            m.rps,
+            ratio(m.rps, base.map(|b| b.rps)),
+            m.p50,
+            ratio(m.p50, base.map(|b| b.p50)),
+            m.p99,
+            ratio(m.p99, base.map(|b| b.p99)),
+            m.cpu_us,
+            ratio(m.cpu_us, base.map(|b| b.cpu_us)),
+        );
+        if with_failures {
+            print!(" {} |", failures[index]);
+        }
+        println!();
+    }
+}
