@@ -43,6 +43,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "bench_support.rs"]
+pub mod __bench;
 mod body;
 mod delivery;
 mod enrich;

@@ -7,7 +7,7 @@
 //! the worker.
 
 pub(crate) mod batch;
-mod recorder;
+pub(crate) mod recorder;
 mod retry;
 mod stats;
 mod worker;

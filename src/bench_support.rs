@@ -1,0 +1,144 @@
+//! Entry points into internal stages of the request path, for benchmarks.
+//!
+//! Not part of the public API: no semver guarantees, anything here may change or vanish in
+//! any release. It exists only so that `benches/internals.rs` can measure internal stages
+//! (request parsing, SSE decoding, the hand-off to the worker queue) in isolation. Thin
+//! wrappers that take bytes and return counts, so no internal type leaks out.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::StatusCode;
+use tokio::sync::{Notify, mpsc};
+
+use crate::delivery::recorder::Envelope;
+use crate::delivery::{Counters, Recorder};
+use crate::event::ResponseKind;
+use crate::exchange::{Call, End, Finished, RequestInfo};
+use crate::protocol::jsonrpc::parse_client_body;
+use crate::protocol::sse::SseDecoder;
+
+/// The builder's default `max_calls_per_request`.
+const MAX_CALLS_PER_REQUEST: usize = 100;
+/// The builder's default `queue_bytes`.
+const QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// The builder's default `batch_size`.
+const BATCH_SIZE: usize = 100;
+
+/// Parses a request body as the layer does (with the default per-request call cap) and
+/// returns the number of requests and notifications found; 0 when the body is not JSON.
+pub fn parse_request(body: &Bytes) -> usize {
+    parse_client_body(body, MAX_CALLS_PER_REQUEST).map_or(0, |parsed| parsed.messages.len())
+}
+
+/// Decodes a `text/event-stream` body fed in the given chunks with a fresh decoder (one per
+/// response, as the layer does) at the default response capture limit, and returns the
+/// number of events it dispatched (oversized ones included).
+pub fn decode_sse<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> usize {
+    let mut decoder = SseDecoder::new(crate::DEFAULT_CAPTURE_LIMIT);
+    let mut events = 0;
+    for chunk in chunks {
+        decoder.feed(chunk, &mut |_| events += 1);
+    }
+    events
+}
+
+/// A finished exchange, ready to be handed to a [`Queue`]: the calls of one request body,
+/// answered by one `application/json` response body.
+#[derive(Debug)]
+pub struct FinishedExchange(Finished);
+
+impl FinishedExchange {
+    /// An exchange of a request body answered with status 200 and a JSON body, both copied
+    /// into buffers of their own as the layer's captured bodies are. `None` when the
+    /// request holds no request or notification.
+    pub fn json(request: &[u8], response: &[u8]) -> Option<Self> {
+        let body = Bytes::copy_from_slice(request);
+        let parsed = parse_client_body(&body, MAX_CALLS_PER_REQUEST)?;
+        if parsed.messages.is_empty() {
+            return None;
+        }
+        let mut info = RequestInfo::new(Instant::now(), SystemTime::now());
+        info.protocol_version = Some("2025-06-18".into());
+        info.user_agent = Some("node".into());
+        info.batch = parsed.batch;
+        info.body_len = body.len();
+        let elapsed = info.started.elapsed();
+        let calls = parsed
+            .messages
+            .into_iter()
+            .map(|message| Call {
+                message,
+                end: Some(End::Body),
+                elapsed,
+                progress: 0,
+                logs: 0,
+            })
+            .collect();
+        Some(Self(Finished {
+            info,
+            calls,
+            status: Some(StatusCode::OK),
+            response_kind: Some(ResponseKind::Json),
+            body: Some(Bytes::copy_from_slice(response)),
+        }))
+    }
+}
+
+/// The worker queue with the request path's handle on it, and no worker: what is recorded
+/// stays queued until [`Queue::drain`].
+#[derive(Debug)]
+pub struct Queue {
+    recorder: Recorder,
+    rx: mpsc::Receiver<Envelope>,
+}
+
+impl Queue {
+    /// A queue of `capacity` exchanges (and events), with the builder's default byte
+    /// budget and batch size.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let (tx, rx) = mpsc::channel(capacity);
+        let recorder = Recorder::new(
+            tx,
+            Arc::new(Notify::new()),
+            BATCH_SIZE.min(capacity),
+            Arc::new(Counters::default()),
+            QUEUE_BYTES,
+            capacity,
+        );
+        Self { recorder, rx }
+    }
+
+    /// Hands the exchange to the queue, as the request path does when an exchange ends;
+    /// dropped and counted when the queue is full.
+    pub fn record(&self, exchange: FinishedExchange) {
+        self.recorder.record(exchange.0);
+    }
+
+    /// Takes everything out of the queue as the worker does (and discards it); returns the
+    /// number of events taken.
+    pub fn drain(&mut self) -> usize {
+        let counters = self.recorder.counters();
+        counters.wake_requested.store(false, Relaxed);
+        let mut events = 0;
+        while let Ok(envelope) = self.rx.try_recv() {
+            if let Envelope::Exchange(queued) = envelope
+                && let Some(finished) = queued.take()
+            {
+                events += finished.calls.len();
+                counters
+                    .in_worker
+                    .fetch_sub(finished.calls.len() as u64, Relaxed);
+            }
+        }
+        events
+    }
+
+    /// The queue's counters: recorded, dropped (`queue_full`), and so on.
+    pub fn stats(&self) -> crate::Stats {
+        self.recorder.counters().snapshot()
+    }
+}
