@@ -20,12 +20,10 @@ use crate::exchange::{Call, End, Finished, RequestInfo};
 use crate::protocol::jsonrpc::parse_client_body;
 use crate::protocol::sse::SseDecoder;
 
-/// The builder's default `max_calls_per_request`.
-const MAX_CALLS_PER_REQUEST: usize = 100;
-/// The builder's default `queue_bytes`.
-const QUEUE_BYTES: usize = 16 * 1024 * 1024;
-/// The builder's default `batch_size`.
-const BATCH_SIZE: usize = 100;
+use crate::layer::{
+    DEFAULT_BATCH_SIZE as BATCH_SIZE, DEFAULT_MAX_CALLS_PER_REQUEST as MAX_CALLS_PER_REQUEST,
+    DEFAULT_QUEUE_BYTES as QUEUE_BYTES,
+};
 
 /// Parses a request body as the layer does (with the default per-request call cap) and
 /// returns the number of requests and notifications found; 0 when the body is not JSON.

@@ -220,6 +220,13 @@ impl std::fmt::Debug for AnalyticsLayer {
     }
 }
 
+/// Default `max_calls_per_request`.
+pub(crate) const DEFAULT_MAX_CALLS_PER_REQUEST: usize = 100;
+/// Default `queue_bytes`.
+pub(crate) const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+/// Default `batch_size`.
+pub(crate) const DEFAULT_BATCH_SIZE: usize = 100;
+
 /// Builds an [`AnalyticsLayer`]; every setting has a default.
 ///
 /// ```
@@ -278,10 +285,10 @@ impl Default for AnalyticsLayerBuilder {
             captured_headers: Vec::new(),
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             response_capture_limit: DEFAULT_CAPTURE_LIMIT,
-            max_calls_per_request: 100,
+            max_calls_per_request: DEFAULT_MAX_CALLS_PER_REQUEST,
             queue_capacity: 10_000,
-            queue_bytes: 16 * 1024 * 1024,
-            batch_size: 100,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            batch_size: DEFAULT_BATCH_SIZE,
             batch_bytes: 512 * 1024,
             flush_interval: Duration::from_secs(1),
             max_in_flight: 2,
