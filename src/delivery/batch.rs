@@ -136,10 +136,15 @@ impl Batch {
     }
 
     fn push(&mut self, event: Event, json: Box<RawValue>) {
-        self.json_bytes += json.get().len() + 1;
+        self.json_bytes += json_size(&json);
         self.events.push(event);
         self.json.push(json);
     }
+}
+
+/// What an event's JSON counts for in a batch's size: its bytes and one separator.
+pub(crate) fn json_size(json: &RawValue) -> usize {
+    json.get().len() + 1
 }
 
 /// Seals batches of at most `max_events` events and `max_bytes` of event JSON.
@@ -163,7 +168,7 @@ impl Batcher {
     /// batch when the event does not fit in it, and the event alone when it is larger
     /// than a batch may be (sent by itself; the destination decides).
     pub(crate) fn add(&mut self, event: Event, json: Box<RawValue>) -> Vec<Batch> {
-        let size = json.get().len() + 1;
+        let size = json_size(&json);
         let full = self.open.as_ref().is_some_and(|open| {
             open.len() >= self.max_events || open.json_bytes + size > self.max_bytes
         });

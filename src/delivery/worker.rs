@@ -23,7 +23,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::batch::{Batch, Batcher};
+use super::batch::{Batch, Batcher, json_size};
 use super::recorder::Envelope;
 use super::retry::RetryPolicy;
 use super::stats::{Counters, DropReason};
@@ -216,11 +216,11 @@ impl Worker {
                 let safe = self.privacy.apply(event);
                 match safe.map(|event| self.privacy.serialize(event)) {
                     Ok(Some((event, json))) => {
-                        self.held_bytes += json.get().len() + 1;
+                        self.held_bytes += json_size(&json);
                         self.ready.extend(self.batcher.add(event, json));
                     }
-                    Ok(None) => self.lose(DropReason::Rejected, 1),
-                    Err(reason) => self.lose(reason, 1),
+                    Ok(None) => self.lose(DropReason::Rejected, 1, 0),
+                    Err(reason) => self.lose(reason, 1, 0),
                 }
             }
         }
@@ -262,22 +262,19 @@ impl Worker {
             Sent::Delivered => {
                 self.counters.delivered(n);
                 self.counters.batch_delivered();
-                self.release(n);
-                self.held_bytes -= bytes;
+                self.release(n, bytes);
                 return;
             }
             Sent::Panicked => {
                 tracing::error!(events = n, "mcp analytics sink panicked; batch dropped");
-                self.held_bytes -= bytes;
-                return self.lose(DropReason::SinkPanicked, n);
+                return self.lose(DropReason::SinkPanicked, n, bytes);
             }
             Sent::Failed(error) => error,
         };
         match error.kind() {
             Kind::Rejected => {
                 tracing::warn!(%error, events = n, "mcp analytics batch rejected; dropped");
-                self.held_bytes -= bytes;
-                self.lose(DropReason::Rejected, n);
+                self.lose(DropReason::Rejected, n, bytes);
             }
             Kind::TooLarge => match batch.split() {
                 Some((first, second)) => {
@@ -286,16 +283,14 @@ impl Worker {
                 }
                 None => {
                     tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
-                    self.held_bytes -= bytes;
-                    self.lose(DropReason::TooLarge, n);
+                    self.lose(DropReason::TooLarge, n, bytes);
                 }
             },
             Kind::Retryable { retry_after } => {
                 let policy = self.config.retry;
                 if batch.attempt() >= policy.max_attempts {
                     tracing::warn!(%error, events = n, "mcp analytics batch failed after every retry; dropped");
-                    self.held_bytes -= bytes;
-                    return self.lose(DropReason::RetriesExhausted, n);
+                    return self.lose(DropReason::RetriesExhausted, n, bytes);
                 }
                 let fraction = crate::event::ids::random_fraction();
                 let mut wait = policy.backoff(batch.attempt(), fraction);
@@ -313,13 +308,17 @@ impl Worker {
         }
     }
 
-    fn lose(&mut self, reason: DropReason, n: u64) {
+    /// Counts `n` events as lost for `reason` and lets them go (`bytes`: their batched
+    /// JSON, 0 for events that never reached a batch).
+    fn lose(&mut self, reason: DropReason, n: u64, bytes: usize) {
         self.counters.dropped(reason, n);
-        self.release(n);
+        self.release(n, bytes);
     }
 
-    fn release(&self, n: u64) {
+    /// Stops holding `n` events and `bytes` of their batched JSON.
+    fn release(&mut self, n: u64, bytes: usize) {
         self.counters.in_worker.fetch_sub(n, Relaxed);
+        self.held_bytes -= bytes;
     }
 
     /// Nothing held: every event taken in is delivered or counted as lost.
