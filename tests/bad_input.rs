@@ -2,8 +2,6 @@
 //! request reaches the inner service byte for byte, the client gets exactly what the inner
 //! service produced, nothing panics, and `stats()` tells what happened.
 
-use std::collections::VecDeque;
-use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use serde_json::json;
@@ -29,105 +27,10 @@ use tower_mcp_analytics::{
 // Bodies
 // ---------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TestError(String);
+#[path = "support/test_body.rs"]
+mod test_body;
 
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TestError {}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Item {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    Error(String),
-}
-
-/// Delivers its items exactly as given, returning `Pending` (and waking) before each one;
-/// `endless` bodies then stay pending forever instead of ending.
-#[derive(Debug)]
-struct TestBody {
-    items: VecDeque<Item>,
-    pended: bool,
-    endless: bool,
-}
-
-impl TestBody {
-    fn new(items: Vec<Item>) -> Self {
-        Self {
-            items: items.into(),
-            pended: false,
-            endless: false,
-        }
-    }
-
-    fn chunks(chunks: &[Bytes]) -> Self {
-        Self::new(chunks.iter().cloned().map(Item::Data).collect())
-    }
-
-    fn bytes(bytes: impl Into<Bytes>) -> Self {
-        Self::chunks(&[bytes.into()])
-    }
-
-    fn endless(items: Vec<Item>) -> Self {
-        Self {
-            endless: true,
-            ..Self::new(items)
-        }
-    }
-}
-
-impl Body for TestBody {
-    type Data = Bytes;
-    type Error = TestError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, TestError>>> {
-        if self.items.is_empty() {
-            // An endless body never wakes its reader again.
-            return if self.endless {
-                Poll::Pending
-            } else {
-                Poll::Ready(None)
-            };
-        }
-        if !self.pended {
-            self.pended = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        self.pended = false;
-        Poll::Ready(self.items.pop_front().map(|item| match item {
-            Item::Data(data) => Ok(Frame::data(data)),
-            Item::Trailers(trailers) => Ok(Frame::trailers(trailers)),
-            Item::Error(message) => Err(TestError(message)),
-        }))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        !self.endless && self.items.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let mut hint = SizeHint::new();
-        hint.set_lower(
-            self.items
-                .iter()
-                .map(|i| match i {
-                    Item::Data(d) => d.len() as u64,
-                    _ => 0,
-                })
-                .sum(),
-        );
-        hint
-    }
-}
+use test_body::{Item, TestBody, TestError};
 
 /// A response body fed by the test through a channel: pending while the sender lives.
 struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);

@@ -7,17 +7,15 @@
 //! before each frame, end with trailers or an error, and report an exact or a vague
 //! `size_hint` and an eager or lazy `is_end_stream`.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, SizeHint};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -30,98 +28,10 @@ use tower_mcp_analytics::{AnalyticsLayer, Event, MemorySink, Outcome, ReplayBody
 // A body that delivers frames exactly as split
 // ---------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TestError(String);
+#[path = "support/test_body.rs"]
+mod test_body;
 
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for TestError {}
-
-/// One frame (or the error) a [`TestBody`] yields.
-#[derive(Debug, Clone, PartialEq)]
-enum Item {
-    Data(Bytes),
-    Trailers(HeaderMap),
-    Error(String),
-}
-
-#[derive(Debug, Clone)]
-struct TestBody {
-    items: VecDeque<Item>,
-    /// Return `Poll::Pending` (and wake) once before every item.
-    pend: bool,
-    pended: bool,
-    /// `is_end_stream()` turns true as soon as nothing is left (otherwise never).
-    eager_end: bool,
-    /// `size_hint()` is exact (otherwise a vague lower bound).
-    exact_hint: bool,
-}
-
-impl TestBody {
-    fn new(items: Vec<Item>, pend: bool, eager_end: bool, exact_hint: bool) -> Self {
-        Self {
-            items: items.into(),
-            pend,
-            pended: false,
-            eager_end,
-            exact_hint,
-        }
-    }
-
-    fn remaining(&self) -> u64 {
-        self.items
-            .iter()
-            .map(|item| match item {
-                Item::Data(data) => data.len() as u64,
-                _ => 0,
-            })
-            .sum()
-    }
-}
-
-impl Body for TestBody {
-    type Data = Bytes;
-    type Error = TestError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, TestError>>> {
-        if self.items.is_empty() {
-            return Poll::Ready(None);
-        }
-        if self.pend && !self.pended {
-            self.pended = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        self.pended = false;
-        Poll::Ready(self.items.pop_front().map(|item| match item {
-            Item::Data(data) => Ok(Frame::data(data)),
-            Item::Trailers(trailers) => Ok(Frame::trailers(trailers)),
-            Item::Error(message) => Err(TestError(message)),
-        }))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.eager_end && self.items.is_empty()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        let remaining = self.remaining();
-        if self.exact_hint {
-            SizeHint::with_exact(remaining)
-        } else {
-            let mut hint = SizeHint::new();
-            hint.set_lower(remaining / 2);
-            hint
-        }
-    }
-}
+use test_body::{Item, TestBody, TestError};
 
 /// Reads a body to its end (or its error), recording every frame.
 async fn drain<B>(mut body: B) -> Vec<Item>
@@ -512,7 +422,7 @@ fn run_request_case(case: &RequestCase) -> Result<(), TestCaseError> {
                     *seen.lock().unwrap() = Some((parts, frames));
                     let response = Response::builder()
                         .header("content-type", "application/json")
-                        .body(TestBody::new(
+                        .body(TestBody::shaped(
                             vec![Item::Data(Bytes::from_static(
                                 br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
                             ))],
@@ -536,7 +446,7 @@ fn run_request_case(case: &RequestCase) -> Result<(), TestCaseError> {
             request = request.header("content-length", len.to_string());
         }
         let request = request
-            .body(TestBody::new(
+            .body(TestBody::shaped(
                 original.clone(),
                 case.pend,
                 case.eager_end,
@@ -707,7 +617,7 @@ fn run_response_case(case: &ResponseCase) -> Result<(), TestCaseError> {
         head = head.header(name.as_str(), value.as_str());
     }
     let template = head
-        .body(TestBody::new(
+        .body(TestBody::shaped(
             original.clone(),
             case.pend,
             case.eager_end,
@@ -746,7 +656,7 @@ fn run_response_case(case: &ResponseCase) -> Result<(), TestCaseError> {
                     "text/plain"
                 },
             )
-            .body(TestBody::new(
+            .body(TestBody::shaped(
                 vec![Item::Data(Bytes::from_static(body))],
                 false,
                 false,
@@ -1078,7 +988,7 @@ async fn sse_event(
         .response_capture_limit(limit)
         .build();
     let expected: Vec<u8> = chunks.concat();
-    let body = TestBody::new(
+    let body = TestBody::shaped(
         chunks.into_iter().map(Item::Data).collect(),
         case.pend,
         case.eager_end,
@@ -1109,7 +1019,7 @@ async fn sse_event(
     .to_string();
     let request = Request::post("/mcp")
         .header("content-type", "application/json")
-        .body(TestBody::new(
+        .body(TestBody::shaped(
             vec![Item::Data(Bytes::from(request_body))],
             false,
             true,
@@ -1304,7 +1214,7 @@ fn exchange_request(exchange: &Exchange, i: usize) -> Request<TestBody> {
         request = request.header("x-fail", "1");
     }
     request
-        .body(TestBody::new(
+        .body(TestBody::shaped(
             chunks,
             i.is_multiple_of(2),
             i.is_multiple_of(3),
@@ -1361,7 +1271,7 @@ proptest! {
                     }
                     Ok(Response::builder()
                         .header("content-type", "application/json")
-                        .body(TestBody::new(
+                        .body(TestBody::shaped(
                             vec![Item::Data(Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#))],
                             true,
                             false,
@@ -1540,12 +1450,12 @@ proptest! {
             let service = ServiceBuilder::new().layer(layer.clone()).service(service_fn(
                 |request: Request<ReplayBody<TestBody>>| async move {
                     let _ = drain(request.into_body()).await;
-                    Ok::<_, Infallible>(Response::builder().status(202).body(TestBody::new(Vec::new(), false, true, true)).unwrap())
+                    Ok::<_, Infallible>(Response::builder().status(202).body(TestBody::shaped(Vec::new(), false, true, true)).unwrap())
                 },
             ));
             let request = Request::post("/mcp")
                 .header("content-type", "application/json")
-                .body(TestBody::new(vec![Item::Data(Bytes::from(bytes.clone()))], false, true, true))
+                .body(TestBody::shaped(vec![Item::Data(Bytes::from(bytes.clone()))], false, true, true))
                 .unwrap();
             let response = service.oneshot(request).await.unwrap();
             drain(response.into_body()).await;
