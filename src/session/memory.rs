@@ -1,9 +1,11 @@
 //! [`MemorySessionStore`]: grouping state in process, bounded.
 //!
-//! At most `capacity` groups (default 100,000), least recently used evicted, and groups
-//! idle past the inactivity window swept as newer events arrive, so a client inventing
-//! identities cannot grow memory without bound. For one instance; several instances
-//! behind a load balancer need a shared store.
+//! Each group keeps a short history of its recent sessions ([`History`]), so that an event
+//! arriving late joins the session whose span it falls in. At most `capacity` groups
+//! (default 100,000), least recently used evicted, and groups idle for twice the
+//! inactivity window swept as newer events arrive, so a client inventing identities cannot grow
+//! memory without bound. For one instance; several instances behind a load balancer need
+//! a shared store (`RedisSessionStore`). Never does I/O.
 
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
@@ -11,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 
+use super::history::History;
 use super::{SessionRequest, SessionStore, StoreError, StoreFuture, continues};
 use crate::event::ids::new_id;
 
@@ -34,13 +37,7 @@ use crate::event::ids::new_id;
 /// ```
 #[derive(Debug)]
 pub struct MemorySessionStore {
-    groups: Mutex<LruCache<String, Group>>,
-}
-
-#[derive(Debug)]
-struct Group {
-    session: String,
-    last: SystemTime,
+    groups: Mutex<LruCache<String, History>>,
 }
 
 impl MemorySessionStore {
@@ -83,40 +80,57 @@ impl MemorySessionStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Group>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, History>> {
         self.groups.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn assign_now(&self, requests: &[SessionRequest], window: Duration) -> Vec<String> {
+    pub(crate) fn assign_now(&self, requests: &[SessionRequest], window: Duration) -> Vec<String> {
         let mut groups = self.lock();
-        let mut latest = SystemTime::UNIX_EPOCH;
         let ids = requests
             .iter()
             .map(|request| {
-                latest = latest.max(request.at);
-                if let Some(group) = groups.get_mut(&request.key)
-                    && continues(group.last, request.at, window)
-                {
-                    group.last = group.last.max(request.at);
-                    return group.session.clone();
-                }
-                let session = new_id("ses", request.at);
-                let group = Group {
-                    session: session.clone(),
-                    last: request.at,
-                };
-                groups.put(request.key.clone(), group);
-                session
+                let history = groups.get_or_insert_mut(request.key.clone(), History::default);
+                history.place(request.at, window, || new_id("ses", request.at))
             })
             .collect();
-        // Sweep groups idle past the window, oldest first.
-        while let Some((_, group)) = groups.peek_lru() {
-            if continues(group.last, latest, window) {
+        Self::sweep(&mut groups, requests, window);
+        ids
+    }
+
+    /// Follows decisions made elsewhere (a shared store): `ids[n]` is the session of
+    /// `requests[n]`. Keeps this store ready to stand in for the shared one.
+    pub(crate) fn note(&self, requests: &[SessionRequest], ids: &[String], window: Duration) {
+        let mut groups = self.lock();
+        for (request, id) in requests.iter().zip(ids) {
+            groups
+                .get_or_insert_mut(request.key.clone(), History::default)
+                .note(id, request.at);
+        }
+        Self::sweep(&mut groups, requests, window);
+    }
+
+    /// Drops groups idle for twice the window before the newest request, least recently
+    /// used first (an event arriving up to a window late still finds its group).
+    fn sweep(
+        groups: &mut LruCache<String, History>,
+        requests: &[SessionRequest],
+        window: Duration,
+    ) {
+        let window = window.saturating_mul(2);
+        let latest = requests
+            .iter()
+            .map(|request| request.at)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        while let Some((_, history)) = groups.peek_lru() {
+            if history
+                .last()
+                .is_some_and(|last| continues(last, latest, window))
+            {
                 break;
             }
             groups.pop_lru();
         }
-        ids
     }
 }
 
@@ -130,6 +144,10 @@ impl SessionStore for MemorySessionStore {
     fn assign<'a>(&'a self, requests: &'a [SessionRequest], window: Duration) -> StoreFuture<'a> {
         let ids = self.assign_now(requests, window);
         Box::pin(std::future::ready(Ok::<_, StoreError>(ids)))
+    }
+
+    fn shared(&self) -> bool {
+        false
     }
 }
 
@@ -169,8 +187,27 @@ mod tests {
     fn a_late_finishing_earlier_event_joins_the_session() {
         let store = MemorySessionStore::new();
         let later = store.assign_now(&[SessionRequest::new("k", at(40))], WINDOW);
-        let earlier = store.assign_now(&[SessionRequest::new("k", at(5))], WINDOW);
+        let earlier = store.assign_now(&[SessionRequest::new("k", at(15))], WINDOW);
         assert_eq!(later, earlier);
+    }
+
+    #[test]
+    fn a_late_event_long_before_the_current_session_is_not_pulled_into_it() {
+        let store = MemorySessionStore::new();
+        let first = store.assign_now(&[SessionRequest::new("k", at(0))], WINDOW);
+        let current = store.assign_now(&[SessionRequest::new("k", at(100))], WINDOW);
+        assert_ne!(first, current);
+        let late = store.assign_now(
+            &[
+                SessionRequest::new("k", at(20)),
+                SessionRequest::new("k", at(50)),
+            ],
+            WINDOW,
+        );
+        assert_eq!(late[0], first[0], "within 10:00 + window");
+        assert_eq!(late[1], first[0], "within 10:20 + window");
+        let between = store.assign_now(&[SessionRequest::new("k", at(80))], WINDOW);
+        assert_eq!(between, current, "nearer 11:40 than 10:50");
     }
 
     #[test]
@@ -184,7 +221,11 @@ mod tests {
             store.assign_now(&requests, WINDOW);
         }
         assert_eq!(store.len(), 1000);
-        store.assign_now(&[SessionRequest::new("late", at(120))], WINDOW);
-        assert_eq!(store.len(), 1, "everything idle for two hours was swept");
+        store.assign_now(&[SessionRequest::new("late", at(61))], WINDOW);
+        assert_eq!(
+            store.len(),
+            1,
+            "everything idle for twice the window was swept"
+        );
     }
 }
