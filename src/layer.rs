@@ -22,7 +22,7 @@ use crate::hooks::Hooks;
 use crate::identity::{RequestView, UserIdentity};
 use crate::privacy::{MASK, PayloadLimits, Privacy, SENSITIVE_HEADERS};
 use crate::service::AnalyticsService;
-use crate::session::{MemorySessionStore, SessionMode, SessionStore, Sessions};
+use crate::session::{GuardedStore, MemorySessionStore, SessionMode, SessionStore, Sessions};
 use crate::sink::{JsonLinesSink, Sink};
 
 /// Default most bytes of a request body read before the request reaches the server.
@@ -255,6 +255,7 @@ pub struct AnalyticsLayerBuilder {
     session_mode: SessionMode,
     inactivity_window: Duration,
     session_store: Option<Arc<dyn SessionStore>>,
+    session_store_timeout: Duration,
     identity_capacity: usize,
     clock: Option<Clock>,
     privacy: Privacy,
@@ -279,6 +280,7 @@ impl Default for AnalyticsLayerBuilder {
             session_mode: SessionMode::Auto,
             inactivity_window: Duration::from_secs(30 * 60),
             session_store: None,
+            session_store_timeout: Duration::from_secs(1),
             identity_capacity: 100_000,
             clock: None,
             privacy: Privacy::default(),
@@ -399,6 +401,24 @@ impl AnalyticsLayerBuilder {
     /// ```
     pub fn session_store(mut self, store: impl SessionStore) -> Self {
         self.session_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Longest wait for a shared session store's answer (default 1 s). Past it, or when
+    /// the store fails, the batch's sessions are decided in memory (counted in
+    /// `stats().session_store_errors`) and the store is left alone for a while; no event
+    /// waits longer or is lost.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .session_store_timeout(Duration::from_millis(250))
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn session_store_timeout(mut self, timeout: Duration) -> Self {
+        self.session_store_timeout = timeout;
         self
     }
 
@@ -809,7 +829,12 @@ impl AnalyticsLayerBuilder {
         let sessions = Sessions {
             mode: self.session_mode,
             window: self.inactivity_window,
-            store,
+            store: GuardedStore::new(
+                store,
+                self.identity_capacity,
+                self.session_store_timeout,
+                Arc::clone(&counters),
+            ),
         };
         let enricher = Enricher::new(sessions, capacity, Arc::clone(&counters));
         let privacy = Arc::new(self.privacy);

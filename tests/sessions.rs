@@ -20,8 +20,8 @@
 //! * session modes: Stateless ignores `Mcp-Session-Id`, Stateful isolates events without
 //!   it, Backend leaves `session_id` empty (user and client stay), and a `session_key`
 //!   gives the same session on two layer instances;
-//! * a failing session store: events still delivered, grouped ones without a session,
-//!   failures counted;
+//! * a failing session store: events still delivered, grouped in memory instead, failures
+//!   counted per batch;
 //! * the client ladder on raw requests: `_meta` clientInfo, the user + User-Agent
 //!   heuristic and its window, `x-mcp-client-*` headers, `User-Agent`;
 //! * the inactivity window: inclusive, configurable, counted from each request's arrival
@@ -1198,9 +1198,9 @@ async fn session_key_is_deterministic_across_instances() -> anyhow::Result<()> {
 // Failing session store
 // ---------------------------------------------------------------------------
 
-/// A store that fails (or answers the wrong number of sessions) costs the grouped events
-/// of each batch their `session_id`, counted per batch, and nothing else: every event is
-/// delivered, MCP sessions and anonymous events keep their ids.
+/// A store that fails (or answers the wrong number of sessions) costs each batch its shared
+/// decision, counted per batch, and nothing else: every event is delivered, grouped by the
+/// same rule in memory, and MCP sessions and anonymous events keep their ids.
 #[tokio::test]
 async fn a_failing_store_costs_grouped_events_their_session_only() -> anyhow::Result<()> {
     for (label, failing) in [("failing", true), ("forgetful", false)] {
@@ -1228,9 +1228,16 @@ async fn a_failing_store_costs_grouped_events_their_session_only() -> anyhow::Re
         }
         let events = delivered(&analytics, &sink).await?;
         assert_eq!(events.len(), 5 + 2, "{label}:\n{}", dump(&events));
-        for id in [1, 4, 5] {
-            assert_eq!(by_id(&events, id)?.session_id, None, "{label}: {id}");
-        }
+        assert_eq!(
+            session_of(&events, 1)?,
+            session_of(&events, 4)?,
+            "{label}: alice's calls are grouped in memory"
+        );
+        assert_ne!(
+            session_of(&events, 1)?,
+            session_of(&events, 5)?,
+            "{label}: bob has his own"
+        );
         assert!(
             session_of(&events, 2).is_ok(),
             "{label}: the MCP session stays"
@@ -1240,8 +1247,11 @@ async fn a_failing_store_costs_grouped_events_their_session_only() -> anyhow::Re
             "{label}: the anonymous session stays"
         );
         for identify in identify_events(&events) {
+            let user = identify.user.as_ref().map(|user| user.id.as_str());
+            let call = if user == Some("bob") { 5 } else { 1 };
             assert_eq!(
-                identify.session_id, None,
+                identify.session_id,
+                Some(session_of(&events, call)?),
                 "{label}: shares its call's session"
             );
         }

@@ -206,8 +206,9 @@ pub struct Stats {
     /// Hooks that panicked (the request was unaffected; the event went out without what
     /// the hook would have given).
     pub hook_panics: HookPanics,
-    /// Batches the session store failed to assign (their grouped events went out without
-    /// a `session_id`).
+    /// Batches whose sessions were decided in memory because the shared session store
+    /// failed, answered too late, or was being left alone after failing (no event is lost
+    /// for it).
     pub session_store_errors: u64,
 }
 

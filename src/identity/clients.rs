@@ -10,6 +10,10 @@
 //! 4. `x-mcp-client-name` / `x-mcp-client-version` headers;
 //! 5. `User-Agent` read as `Name/Version`.
 //!
+//! Rungs 2 and 3 need the `initialize` that named the client. Several instances share
+//! what they learn through a shared session store: a rung that misses here becomes a
+//! [`Missed`] with the store keys to ask, and what the store knew is adopted here.
+//!
 //! Bounded: both maps hold at most `capacity` entries, least recently used evicted. Runs
 //! in the worker only.
 
@@ -17,6 +21,13 @@ use std::num::NonZeroUsize;
 use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
+
+use crate::event::ids::derived_id;
+
+/// Domain of the store keys of a legacy session's client.
+const SESSION_DOMAIN: &str = "tower-mcp-analytics/client-session";
+/// Domain of the store keys of a user + User-Agent's client.
+const AGENT_DOMAIN: &str = "tower-mcp-analytics/client-agent";
 
 /// A client's self-reported name and version.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +59,21 @@ struct Learnt {
     at: SystemTime,
 }
 
+/// A client not found on this instance: where a shared store may know it, and what the
+/// lower rungs give meanwhile.
+pub(crate) struct Missed {
+    /// Store keys to try, in ladder order.
+    pub(crate) keys: Vec<String>,
+    /// Rungs 4 and 5.
+    pub(crate) fallback: ClientInfo,
+}
+
+/// How the ladder ended on this instance.
+pub(crate) enum Resolution {
+    Known(ClientInfo),
+    Missed(Missed),
+}
+
 /// The worker's memory of which client initialised which session.
 pub(crate) struct ClientDirectory {
     by_session: LruCache<String, Learnt>,
@@ -64,32 +90,51 @@ impl ClientDirectory {
         }
     }
 
-    /// Remembers the client an `initialize` named.
-    pub(crate) fn learn(&mut self, clues: &ClientClues<'_>) {
+    /// Remembers the client an `initialize` named; returns the store key it goes under.
+    pub(crate) fn learn(&mut self, clues: &ClientClues<'_>) -> Option<String> {
         if !clues.own.known() {
-            return;
+            return None;
         }
-        let learnt = || Learnt {
-            info: clues.own.clone(),
-            at: clues.at,
-        };
+        self.adopt(clues, clues.own.clone())
+    }
+
+    /// Remembers `info` as the client of `clues`' session, or of its user + User-Agent;
+    /// returns the store key it goes under.
+    pub(crate) fn adopt(&mut self, clues: &ClientClues<'_>, info: ClientInfo) -> Option<String> {
+        let learnt = Learnt { info, at: clues.at };
         if let Some(session) = clues.session {
-            self.by_session.put(session.to_owned(), learnt());
+            self.by_session.put(session.to_owned(), learnt);
+            Some(session_key(session))
         } else if let Some(user) = clues.user {
-            let agent = clues.user_agent.unwrap_or_default().to_owned();
-            self.by_user_agent.put((user.to_owned(), agent), learnt());
+            let agent = clues.user_agent.unwrap_or_default();
+            self.by_user_agent
+                .put((user.to_owned(), agent.to_owned()), learnt);
+            Some(agent_key(user, agent))
+        } else {
+            None
         }
     }
 
-    /// The session ended (DELETE, or the server answered 404 for it).
-    pub(crate) fn forget_session(&mut self, session: &str) {
+    /// The session ended (DELETE, or the server answered 404 for it); returns the store
+    /// key to forget.
+    pub(crate) fn forget_session(&mut self, session: &str) -> String {
         self.by_session.pop(session);
+        session_key(session)
     }
 
-    /// The client of an event, by the ladder.
+    /// The client of an event, by the ladder, falling through to rungs 4 and 5.
+    #[cfg(test)]
     pub(crate) fn resolve(&mut self, clues: &ClientClues<'_>) -> ClientInfo {
+        match self.resolve_here(clues) {
+            Resolution::Known(info) => info,
+            Resolution::Missed(missed) => missed.fallback,
+        }
+    }
+
+    /// The client of an event as far as this instance knows.
+    pub(crate) fn resolve_here(&mut self, clues: &ClientClues<'_>) -> Resolution {
         if clues.own.known() {
-            return clues.own.clone();
+            return Resolution::Known(clues.own.clone());
         }
         let window = self.window;
         let fresh = |learnt: &mut Learnt| {
@@ -105,25 +150,44 @@ impl ClientDirectory {
         if let Some(session) = clues.session
             && let Some(info) = self.by_session.get_mut(session).and_then(fresh)
         {
-            return info;
+            return Resolution::Known(info);
         }
+        let agent = clues.user_agent.unwrap_or_default();
         if let Some(user) = clues.user {
-            let key = (
-                user.to_owned(),
-                clues.user_agent.unwrap_or_default().to_owned(),
-            );
+            let key = (user.to_owned(), agent.to_owned());
             if let Some(info) = self.by_user_agent.get_mut(&key).and_then(fresh) {
-                return info;
+                return Resolution::Known(info);
             }
         }
-        if let Some(name) = clues.header_name {
-            return ClientInfo {
+        let fallback = match clues.header_name {
+            Some(name) => ClientInfo {
                 name: Some(name.to_owned()),
                 version: clues.header_version.map(String::from),
-            };
+            },
+            None => clues.user_agent.map(parse_user_agent).unwrap_or_default(),
+        };
+        let keys: Vec<String> = clues
+            .session
+            .map(session_key)
+            .into_iter()
+            .chain(clues.user.map(|user| agent_key(user, agent)))
+            .collect();
+        if keys.is_empty() {
+            return Resolution::Known(fallback);
         }
-        clues.user_agent.map(parse_user_agent).unwrap_or_default()
+        Resolution::Missed(Missed { keys, fallback })
     }
+}
+
+/// The store key of a legacy session's client.
+fn session_key(session: &str) -> String {
+    derived_id("cli", SESSION_DOMAIN, session.as_bytes())
+}
+
+/// The store key of a user + User-Agent's client (lengths first: no two pairs collide).
+fn agent_key(user: &str, agent: &str) -> String {
+    let material = format!("{}:{user}{}:{agent}", user.len(), agent.len());
+    derived_id("cli", AGENT_DOMAIN, material.as_bytes())
 }
 
 /// The first product of a `User-Agent`: `Name/Version (comment) ...`.

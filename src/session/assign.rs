@@ -1,10 +1,9 @@
 //! Deciding each event's session (in the worker): a fixed id (an MCP session, a
 //! `session_key`, an isolated event) or a group to look up in the [`SessionStore`].
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{SessionMode, SessionRequest, SessionStore};
+use super::{GuardedStore, SessionMode, SessionRequest};
 use crate::event::ids::{derived_id, new_id};
 
 /// Domain of session ids derived from a `session_key` hook's keys.
@@ -24,7 +23,7 @@ pub(crate) enum Decision {
 pub(crate) struct Sessions {
     pub(crate) mode: SessionMode,
     pub(crate) window: Duration,
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) store: GuardedStore,
 }
 
 /// What the session rules look at for one event.

@@ -6,11 +6,18 @@
 //! most the inactivity window after that pair's previous one, is one session; another
 //! client is another session; an anonymous event is a session of its own.
 //!
-//! Grouping state lives behind [`SessionStore`] (in memory by default, bounded) and is
-//! consulted by the worker once per batch, never on the request path.
+//! Grouping state lives behind [`SessionStore`] (in memory by default, bounded; on Redis
+//! for several instances) and is consulted by the worker once per batch, never on the
+//! request path. A shared store that fails or is slow never costs an event: the batch is
+//! decided in memory instead ([`guard`]). Never touches a request.
 
 mod assign;
+mod clients;
+mod guard;
+mod history;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis_store;
 
 use std::fmt;
 use std::future::Future;
@@ -18,7 +25,11 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 pub(crate) use assign::{Decision, SessionClues, Sessions};
+pub use clients::{ClientNote, ClientQuery, ClientUpdate, ClientsFuture, SharedClient};
+pub(crate) use guard::GuardedStore;
 pub use memory::MemorySessionStore;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisSessionStore;
 
 /// How events get their `session_id`.
 ///
@@ -87,9 +98,16 @@ pub type StoreFuture<'a> =
 /// one round trip per batch); requests for the same key come in time order and must be
 /// assigned in order.
 ///
-/// The rule: a request reuses its key's session when it starts at most `window` after the
-/// key's last event (or before it); otherwise it opens a new session, with an id of
-/// `ses_` + 27 base62 characters (time-sortable, e.g. a KSUID of `at`).
+/// The rule: a request joins one of its key's recent sessions when it starts within that
+/// session's span widened by `window` (from `window` before the session's first event to
+/// `window` after its last), the nearest one when several qualify; otherwise it opens a
+/// new session, with an id of `ses_` + 27 base62 characters (time-sortable, e.g. a KSUID
+/// of `at`). A session's span only ever widens, so events that arrive late (another
+/// instance flushed first) still find the session they belong to. For requests arriving in
+/// time order this is the plain rule: at most `window` after the previous event.
+///
+/// A store that several instances share also remembers which AI client opened a legacy
+/// session ([`clients`](SessionStore::clients)); the default keeps that in each process.
 ///
 /// ```
 /// use std::time::Duration;
@@ -100,7 +118,7 @@ pub type StoreFuture<'a> =
 ///
 /// impl SessionStore for Logged {
 ///     fn assign<'a>(&'a self, requests: &'a [SessionRequest], window: Duration) -> StoreFuture<'a> {
-///         eprintln!("assigning {} sessions", requests.len());
+///         tracing::debug!("assigning {} sessions", requests.len());
 ///         self.0.assign(requests, window)
 ///     }
 /// }
@@ -108,10 +126,47 @@ pub type StoreFuture<'a> =
 pub trait SessionStore: Send + Sync + 'static {
     /// Assigns a session to each request, in order.
     fn assign<'a>(&'a self, requests: &'a [SessionRequest], window: Duration) -> StoreFuture<'a>;
+
+    /// Shares legacy clients between instances: records the clients `update` learnt,
+    /// forgets the ended sessions, and answers each query with the first of its keys whose
+    /// client was learnt at most `window` before the query (refreshing it), or `None`.
+    ///
+    /// Called only for stores set with
+    /// [`session_store`](crate::AnalyticsLayerBuilder::session_store), and only for
+    /// batches that learnt, forgot or missed a client. The default shares nothing: every
+    /// query is answered `None` and each process keeps its own memory.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_mcp_analytics::{ClientUpdate, MemorySessionStore, SessionStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let update = ClientUpdate::default();
+    /// let answers = MemorySessionStore::new().clients(&update, Duration::from_secs(60)).await;
+    /// assert!(answers.unwrap().is_empty());
+    /// # }
+    /// ```
+    fn clients<'a>(&'a self, update: &'a ClientUpdate, window: Duration) -> ClientsFuture<'a> {
+        let _ = window;
+        Box::pin(std::future::ready(Ok(vec![None; update.queries.len()])))
+    }
+
+    /// Whether other processes share this store's state (default `true`). The layer keeps
+    /// a shared store's decisions in memory too, decides in memory while it fails, and
+    /// asks it about legacy clients; a store that is not shared is only asked to assign.
+    ///
+    /// ```
+    /// use tower_mcp_analytics::{MemorySessionStore, SessionStore};
+    ///
+    /// assert!(!MemorySessionStore::new().shared());
+    /// ```
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
-/// A session store's failure; the batch's grouped events go out without a `session_id`
-/// and the failure is counted in `stats().session_store_errors`.
+/// A session store's failure; the batch is decided in memory instead and the failure is
+/// counted in `stats().session_store_errors`.
 ///
 /// ```
 /// use tower_mcp_analytics::StoreError;
