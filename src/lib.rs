@@ -9,7 +9,8 @@
 //! 2025-03-26 batches), taps responses (JSON or server-sent events, streamed, never
 //! buffered) and turns every MCP request and notification into an [`Event`]: who
 //! ([`identity`]), from which AI client, in which session (grouped by user + client +
-//! inactivity window on stateless servers, see [`SessionMode`]), with what outcome and
+//! inactivity window on stateless servers, see [`SessionMode`]; across every instance of a
+//! deployment with `RedisSessionStore`, cargo feature `redis`), with what outcome and
 //! latency. A background worker makes each event safe and bounded (no headers, tokens or
 //! query strings unless named; binary content removed; redaction hooks; truncation to
 //! [`PayloadLimits`]) and batches events to a [`Sink`](sink::Sink): an HTTP collector
@@ -67,7 +68,21 @@ pub use identity::{McpMessage, RequestView, UserIdentity};
 pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
 pub use privacy::PayloadLimits;
 pub use service::{AnalyticsService, ResponseFuture};
+#[cfg(feature = "redis")]
+pub use session::RedisSessionStore;
 pub use session::{
-    MemorySessionStore, SessionMode, SessionRequest, SessionStore, StoreError, StoreFuture,
+    ClientNote, ClientQuery, ClientUpdate, ClientsFuture, MemorySessionStore, SessionMode,
+    SessionRequest, SessionStore, SharedClient, StoreError, StoreFuture,
 };
+
+/// The Redis client the [`RedisSessionStore`] is built on (cargo feature `redis`), for
+/// [`RedisSessionStore::with_connection`].
+///
+/// ```no_run
+/// use tower_mcp_analytics::redis::Client;
+///
+/// let client = Client::open("redis://127.0.0.1/").expect("a valid URL");
+/// ```
+#[cfg(feature = "redis")]
+pub use ::redis;
 pub use sink::{HttpSink, JsonLinesSink, MemorySink};
