@@ -3,11 +3,12 @@
 //! Owns the grouping rule for events that arrive in any order: an event joins a session
 //! when it falls within that session's span widened by the window (`start - window ..=
 //! last + window`), the nearest such session when several do; otherwise it opens a new
-//! one. A span only ever widens. At most [`HISTORY`] sessions are kept per group, the
-//! most recently active first, so that an event arriving late still finds the session it
-//! belongs to. The Redis store's script applies the same rule; keep the two in step.
+//! one. A span only ever widens. At most [`HISTORY`] sessions are kept per group (the
+//! least recently active is forgotten first), so that an event arriving late still finds
+//! the session it belongs to. The Redis store's script applies the same rule; keep the two in step.
 //! Never does I/O.
 
+use std::cmp::Reverse;
 use std::time::{Duration, SystemTime};
 
 /// Sessions remembered per group.
@@ -21,7 +22,7 @@ pub(crate) struct Span {
     pub(crate) last: SystemTime,
 }
 
-/// A group's recent sessions, most recently active first.
+/// A group's recent sessions, in no particular order.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct History {
     spans: Vec<Span>,
@@ -29,7 +30,7 @@ pub(crate) struct History {
 
 impl History {
     /// The session an event at `at` belongs to, widening its span; a new session named
-    /// by `open` when none is near enough.
+    /// by `open` when none is near enough. Of two equally near, the more recently active.
     pub(crate) fn place(
         &mut self,
         at: SystemTime,
@@ -38,28 +39,16 @@ impl History {
     ) -> String {
         let nearest = self
             .spans
-            .iter()
-            .enumerate()
-            .filter_map(|(index, span)| gap(span, at, window).map(|gap| (gap, index)))
-            .min();
-        let index = match nearest {
-            Some((_, index)) => {
-                let span = &mut self.spans[index];
-                span.start = span.start.min(at);
-                span.last = span.last.max(at);
-                index
-            }
-            None => {
-                self.spans.push(Span {
-                    id: open(),
-                    start: at,
-                    last: at,
-                });
-                self.spans.len() - 1
-            }
-        };
-        let id = self.spans[index].id.clone();
-        self.trim();
+            .iter_mut()
+            .filter_map(|span| gap(span, at, window).map(|gap| (gap, Reverse(span.last), span)))
+            .min_by_key(|(gap, last, _)| (*gap, *last));
+        if let Some((_, _, span)) = nearest {
+            span.start = span.start.min(at);
+            span.last = span.last.max(at);
+            return span.id.clone();
+        }
+        let id = open();
+        self.open(id.clone(), at);
         id
     }
 
@@ -70,13 +59,8 @@ impl History {
                 span.start = span.start.min(at);
                 span.last = span.last.max(at);
             }
-            None => self.spans.push(Span {
-                id: id.to_owned(),
-                start: at,
-                last: at,
-            }),
+            None => self.open(id.to_owned(), at),
         }
-        self.trim();
     }
 
     /// The latest event time of any session.
@@ -89,9 +73,18 @@ impl History {
         &self.spans
     }
 
-    fn trim(&mut self) {
-        self.spans.sort_by_key(|span| std::cmp::Reverse(span.last));
-        self.spans.truncate(HISTORY);
+    /// Adds a session, forgetting the least recently active one past [`HISTORY`].
+    fn open(&mut self, id: String, at: SystemTime) {
+        self.spans.push(Span {
+            id,
+            start: at,
+            last: at,
+        });
+        if self.spans.len() > HISTORY
+            && let Some(oldest) = (0..self.spans.len()).min_by_key(|&index| self.spans[index].last)
+        {
+            self.spans.swap_remove(oldest);
+        }
     }
 }
 
@@ -178,7 +171,9 @@ mod tests {
             place(&mut history, n * 100);
         }
         assert_eq!(history.spans().len(), HISTORY);
-        assert_eq!(history.spans()[0].id, "s900");
+        let mut kept: Vec<&str> = history.spans().iter().map(|s| s.id.as_str()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["s600", "s700", "s800", "s900"]);
         assert_eq!(place(&mut history, 610), "s600");
     }
 
@@ -189,5 +184,17 @@ mod tests {
         assert_eq!(place(&mut history, 20), "remote");
         history.note("remote", at(0));
         assert_eq!(history.spans()[0].start, at(0));
+    }
+
+    #[test]
+    fn of_two_equally_near_sessions_the_more_recent_wins() {
+        let mut history = History::default();
+        place(&mut history, 0);
+        place(&mut history, 60);
+        assert_eq!(
+            place(&mut history, 30),
+            "s60",
+            "30 after one, 30 before the other"
+        );
     }
 }

@@ -33,48 +33,58 @@ const MAX_CLIENT_FIELD: usize = 256;
 ///
 /// KEYS: one per group of the batch. ARGV: window ms, TTL ms, history length, then one
 /// (key index, start ms, id for a new session) triple per request, in order. Each group
-/// is a string of `id,start,last` entries joined by `;`, most recently active first.
+/// is a string of `id,start,last` entries joined by `;`. Reads every group with one MGET
+/// (in chunks of 1,000 keys), writes each once.
 const ASSIGN: &str = r"
 local window = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local keep = tonumber(ARGV[3])
 local groups = {}
-local function recent_first(a, b) return a[3] > b[3] end
-local function load(k)
-  local group = groups[k]
-  if group then return group end
-  group = {}
-  local raw = redis.call('GET', KEYS[k])
-  if raw then
-    for id, first, last in string.gmatch(raw, '([^,;]+),(%d+),(%d+)') do
-      group[#group + 1] = { id, tonumber(first), tonumber(last) }
+for first = 1, #KEYS, 1000 do
+  local last = math.min(first + 999, #KEYS)
+  local raws = redis.call('MGET', unpack(KEYS, first, last))
+  for k = first, last do
+    local group = {}
+    local raw = raws[k - first + 1]
+    if raw then
+      for id, start, latest in string.gmatch(raw, '([^,;]+),(%d+),(%d+)') do
+        group[#group + 1] = { id, tonumber(start), tonumber(latest) }
+      end
     end
+    groups[k] = group
   end
-  groups[k] = group
-  return group
 end
 local out = {}
 for n = 4, #ARGV, 3 do
-  local group = load(tonumber(ARGV[n]))
+  local group = groups[tonumber(ARGV[n])]
   local at = tonumber(ARGV[n + 1])
   local best, best_gap = nil, nil
   for _, span in ipairs(group) do
     local gap = 0
     if at < span[2] then gap = span[2] - at elseif at > span[3] then gap = at - span[3] end
-    if gap <= window and (best == nil or gap < best_gap) then best, best_gap = span, gap end
+    if gap <= window and (best == nil or gap < best_gap or (gap == best_gap and span[3] > best[3])) then
+      best, best_gap = span, gap
+    end
   end
   if best == nil then
     best = { ARGV[n + 2], at, at }
     group[#group + 1] = best
+    if #group > keep then
+      local oldest = 1
+      for i = 2, #group do
+        if group[i][3] < group[oldest][3] then oldest = i end
+      end
+      group[oldest] = group[#group]
+      group[#group] = nil
+    end
   else
     if at < best[2] then best[2] = at end
     if at > best[3] then best[3] = at end
   end
   out[#out + 1] = best[1]
-  table.sort(group, recent_first)
-  for i = #group, keep + 1, -1 do group[i] = nil end
 end
-for k, group in pairs(groups) do
+for k = 1, #KEYS do
+  local group = groups[k]
   local parts = {}
   for i = 1, #group do
     local span = group[i]
