@@ -60,6 +60,11 @@ impl Enricher {
         }
     }
 
+    /// Whether the session store is shared with other instances (a round trip a call).
+    pub(crate) fn shares_sessions(&self) -> bool {
+        self.sessions.store.shared()
+    }
+
     /// A client ended its MCP session (DELETE with `Mcp-Session-Id`).
     pub(crate) fn session_ended(&mut self, raw: &str) {
         let key = self.clients.forget_session(&mcp_session_id(raw));

@@ -7,7 +7,9 @@
 //! batching meanwhile), pausing all sending for a `Retry-After`, splitting a batch the
 //! destination found too large, and accounting for every event. Holds at most
 //! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
-//! exchanges in the queue, which then fills and drops (counted) on the request side.
+//! exchanges in the queue, which then fills and drops (counted) on the request side. With
+//! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges, one
+//! store round trip each.
 //! Never touches a request.
 
 use std::future::Future;
@@ -121,6 +123,10 @@ pub(crate) async fn run(
 /// would hold up every request waiting behind it.
 const TAKE_AT_ONCE: usize = 16;
 
+/// Most exchanges gathered, while a backlog waits, before a shared session store is asked
+/// about them: one round trip for many exchanges, so that the worker keeps up.
+const ENRICH_AT_ONCE: usize = 256;
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -177,6 +183,13 @@ impl Worker {
             || self.held_bytes + self.built_bytes >= self.config.max_bytes
     }
 
+    /// Whether to go on taking in before enriching: a shared session store costs a round
+    /// trip per call, so while a backlog waits the worker gathers up to
+    /// [`ENRICH_AT_ONCE`] exchanges for one call.
+    fn gathering(&self) -> bool {
+        self.enricher.shares_sessions() && self.built.len() < ENRICH_AT_ONCE && self.more_waiting()
+    }
+
     /// Whether exchanges wait in the queue that the worker could take in now.
     fn more_waiting(&self) -> bool {
         !self.flushing() && !self.closed && !self.full() && !self.rx.is_empty()
@@ -209,7 +222,7 @@ impl Worker {
     /// `force` (the flush interval passed, a flush was asked for, or the worker closes).
     /// Publishes how many events remain unsealed, for the request path's wake-up rule.
     async fn prepare(&mut self, force: bool) {
-        if !self.built.is_empty() {
+        if !self.built.is_empty() && (force || !self.gathering()) {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
             self.built_bytes = 0;
             for event in events {
