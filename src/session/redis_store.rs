@@ -34,10 +34,11 @@ const MAX_CLIENT_FIELD: usize = 256;
 /// KEYS: one per group of the batch. ARGV: window ms, TTL ms, history length, then one
 /// (key index, start ms, id for a new session) triple per request, in order. Each group
 /// is a string of `id,start,last` entries joined by `;`. Reads every group with one MGET
-/// (in chunks of 1,000 keys), writes each once.
+/// (in chunks of 1,000 keys), writes each once; times keep the text they came as, so no
+/// number is formatted.
 const ASSIGN: &str = r"
 local window = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
+local ttl = ARGV[2]
 local keep = tonumber(ARGV[3])
 local groups = {}
 for first = 1, #KEYS, 1000 do
@@ -48,7 +49,7 @@ for first = 1, #KEYS, 1000 do
     local raw = raws[k - first + 1]
     if raw then
       for id, start, latest in string.gmatch(raw, '([^,;]+),(%d+),(%d+)') do
-        group[#group + 1] = { id, tonumber(start), tonumber(latest) }
+        group[#group + 1] = { id, tonumber(start), tonumber(latest), start, latest }
       end
     end
     groups[k] = group
@@ -57,9 +58,11 @@ end
 local out = {}
 for n = 4, #ARGV, 3 do
   local group = groups[tonumber(ARGV[n])]
-  local at = tonumber(ARGV[n + 1])
+  local text = ARGV[n + 1]
+  local at = tonumber(text)
   local best, best_gap = nil, nil
-  for _, span in ipairs(group) do
+  for i = 1, #group do
+    local span = group[i]
     local gap = 0
     if at < span[2] then gap = span[2] - at elseif at > span[3] then gap = at - span[3] end
     if gap <= window and (best == nil or gap < best_gap or (gap == best_gap and span[3] > best[3])) then
@@ -67,19 +70,20 @@ for n = 4, #ARGV, 3 do
     end
   end
   if best == nil then
-    best = { ARGV[n + 2], at, at }
-    group[#group + 1] = best
-    if #group > keep then
+    best = { ARGV[n + 2], at, at, text, text }
+    local size = #group + 1
+    group[size] = best
+    if size > keep then
       local oldest = 1
-      for i = 2, #group do
+      for i = 2, size do
         if group[i][3] < group[oldest][3] then oldest = i end
       end
-      group[oldest] = group[#group]
-      group[#group] = nil
+      group[oldest] = group[size]
+      group[size] = nil
     end
   else
-    if at < best[2] then best[2] = at end
-    if at > best[3] then best[3] = at end
+    if at < best[2] then best[2] = at; best[4] = text end
+    if at > best[3] then best[3] = at; best[5] = text end
   end
   out[#out + 1] = best[1]
 end
@@ -88,7 +92,7 @@ for k = 1, #KEYS do
   local parts = {}
   for i = 1, #group do
     local span = group[i]
-    parts[i] = span[1] .. ',' .. string.format('%.0f', span[2]) .. ',' .. string.format('%.0f', span[3])
+    parts[i] = span[1] .. ',' .. span[4] .. ',' .. span[5]
   end
   redis.call('SET', KEYS[k], table.concat(parts, ';'), 'PX', ttl)
 end
