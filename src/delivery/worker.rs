@@ -8,8 +8,8 @@
 //! destination found too large, and accounting for every event. Holds at most
 //! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
 //! exchanges in the queue, which then fills and drops (counted) on the request side. With
-//! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges, one
-//! store round trip each.
+//! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges (or
+//! 1 MiB of their data), one store round trip each.
 //! Never touches a request.
 
 use std::future::Future;
@@ -126,6 +126,8 @@ const TAKE_AT_ONCE: usize = 16;
 /// Most exchanges gathered, while a backlog waits, before a shared session store is asked
 /// about them: one round trip for many exchanges, so that the worker keeps up.
 const ENRICH_AT_ONCE: usize = 256;
+/// Most bytes of request and response data gathered so (large exchanges are few).
+const ENRICH_BYTES: usize = 1 << 20;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -185,9 +187,12 @@ impl Worker {
 
     /// Whether to go on taking in before enriching: a shared session store costs a round
     /// trip per call, so while a backlog waits the worker gathers up to
-    /// [`ENRICH_AT_ONCE`] exchanges for one call.
+    /// [`ENRICH_AT_ONCE`] exchanges ([`ENRICH_BYTES`] of their data) for one call.
     fn gathering(&self) -> bool {
-        self.enricher.shares_sessions() && self.built.len() < ENRICH_AT_ONCE && self.more_waiting()
+        self.enricher.shares_sessions()
+            && self.built.len() < ENRICH_AT_ONCE
+            && self.built_bytes < ENRICH_BYTES
+            && self.more_waiting()
     }
 
     /// Whether exchanges wait in the queue that the worker could take in now.
