@@ -13,10 +13,16 @@
 //! * `bare`: the rmcp service alone;
 //! * `healthy`: behind the layer, delivering to a collector on loopback that answers 202;
 //! * `dead`: behind the layer, the collector's port refuses connections;
-//! * `hung`: behind the layer, the collector accepts and never answers.
+//! * `hung`: behind the layer, the collector accepts and never answers;
+//! * `redis` (only with the cargo feature `redis`): `healthy` with
+//!   `.session_store(RedisSessionStore::open(url)?)`, on a `redis-server` this bench starts
+//!   on a free loopback port (no persistence) and stops at the end. Every batch of grouped
+//!   events costs the worker one round trip to it. Compare its ratio to `bare` with
+//!   `healthy`'s (the memory store).
 //!
 //! The layer is configured as a user would: `identify` from the bearer token, the default
-//! queue, batches and payload limits, an `HttpSink` with gzip.
+//! queue, batches and payload limits, an `HttpSink` with gzip. No request carries
+//! `Mcp-Session-Id`, so every event is grouped by user + client into sessions.
 //!
 //! The load generator (hyper's client, `CONNECTIONS` keep-alive connections, each sending
 //! its next request when the previous answer is read) sends protocol 2026-07-28
@@ -28,9 +34,9 @@
 //! * 3 in 10: `progress` of 3 steps with a progress token, SSE answer (3 progress
 //!   notifications, then the result).
 //!
-//! With `taskset` present, the servers run on CPU 1 and the load generator and collector
-//! on CPU 0, so the server's own CPU is what limits throughput. Every answer is read to
-//! its end and checked to be a 200.
+//! With `taskset` present, the servers run on CPU 1 and the load generator, collector and
+//! `redis-server` on CPU 0, so the server's own CPU is what limits throughput. Every
+//! answer is read to its end and checked to be a 200.
 //!
 //! Two phases, variants alternating round by round (the order reversed every other
 //! round):
@@ -44,16 +50,26 @@
 //! Each phase reports medians over its rounds of requests/s, p50 and p99 latency and the
 //! server's CPU time per request (from `/proc/<pid>/stat`), each with its ratio to
 //! `bare`; then latency per request kind, and the resident memory of each server after
-//! its first round and at the end, and its peak (`VmHWM`), with the layer's counters.
+//! its first round and at the end, and its peak (`VmHWM`), with the layer's counters
+//! (for `redis`, also the scripts Redis ran, its own time per script, and the group keys
+//! it holds).
 //!
 //! Environment: `LOAD_BENCH_ROUNDS` (saturated rounds, default 5; the fixed-rate phase
 //! runs half as many), `LOAD_BENCH_SECS` (seconds per round, default 5),
 //! `LOAD_BENCH_CONNECTIONS` (default 16), `LOAD_BENCH_VARIANTS` (a comma separated subset
 //! of the variants), `LOAD_BENCH_ONLY` (a comma separated subset of `add`, `echo`,
 //! `progress`, instead of the mix).
+//!
+//! ```text
+//! cargo bench --features redis --bench load
+//! LOAD_BENCH_VARIANTS=bare,healthy,redis LOAD_BENCH_ROUNDS=3 cargo bench --features redis --bench load
+//! ```
 
 #[path = "../examples/support/demo_server.rs"]
 mod demo_server;
+#[cfg(feature = "redis")]
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -75,7 +91,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_mcp_analytics::{AnalyticsLayer, HttpSink, identity};
 
-const VARIANTS: [&str; 4] = ["bare", "healthy", "dead", "hung"];
+#[cfg(not(feature = "redis"))]
+const VARIANTS: &[&str] = &["bare", "healthy", "dead", "hung"];
+#[cfg(feature = "redis")]
+const VARIANTS: &[&str] = &["bare", "healthy", "redis", "dead", "hung"];
 const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
 const BIG_ARGUMENT: usize = 64 * 1024;
@@ -98,10 +117,16 @@ fn main() {
     let round = Duration::from_secs(env_number("LOAD_BENCH_SECS", 5));
     let connections = env_number("LOAD_BENCH_CONNECTIONS", 16) as usize;
     let variants: Vec<&'static str> = match std::env::var("LOAD_BENCH_VARIANTS") {
-        Ok(list) => VARIANTS
-            .into_iter()
-            .filter(|variant| list.split(',').any(|wanted| wanted.trim() == *variant))
-            .collect(),
+        Ok(list) => {
+            if !cfg!(feature = "redis") && list.split(',').any(|wanted| wanted.trim() == "redis") {
+                eprintln!("load: the redis variant needs `--features redis`; skipped");
+            }
+            VARIANTS
+                .iter()
+                .copied()
+                .filter(|variant| list.split(',').any(|wanted| wanted.trim() == *variant))
+                .collect()
+        }
         Err(_) => VARIANTS.to_vec(),
     };
     let pinned = pin_self(0);
@@ -126,17 +151,16 @@ fn server_main(variant: &str) {
     runtime.block_on(async {
         let mcp = demo_server::mcp_service(demo_server::Mode::StatelessJson);
         let mut router = Router::new().route_service("/mcp", mcp);
-        let layer = match std::env::var("LOAD_BENCH_COLLECTOR") {
-            Ok(url) if variant != "bare" => {
-                let layer = AnalyticsLayer::builder()
-                    .identify(identity::from_bearer_token())
-                    .sink(HttpSink::new(url))
-                    .build();
-                router = router.layer(layer.clone());
-                Some(layer)
+        let layer = match analytics_layer(variant) {
+            Ok(layer) => layer,
+            Err(error) => {
+                eprintln!("load: server {variant}: {error:#}");
+                std::process::exit(1);
             }
-            _ => None,
         };
+        if let Some(layer) = &layer {
+            router = router.layer(layer.clone());
+        }
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .expect("bind");
@@ -160,18 +184,43 @@ fn server_main(variant: &str) {
         if let Some(layer) = layer {
             let stats = layer.shutdown(Duration::from_millis(500)).await.stats;
             println!(
-                "stats recorded={} delivered={} queue_full={} in_queue={} dropped={}",
+                "stats recorded={} delivered={} queue_full={} in_queue={} dropped={} \
+                 session_store_errors={}",
                 stats.recorded,
                 stats.delivered,
                 stats.dropped.queue_full,
                 stats.in_queue,
                 stats.dropped.total(),
+                stats.session_store_errors,
             );
         } else {
             println!("stats bare");
         }
         std::io::stdout().flush().expect("stdout");
     });
+}
+
+/// The layer of `variant`, configured from the parent's environment: none for `bare`
+/// (or without a collector), a Redis session store for `redis`.
+fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
+    let Ok(url) = std::env::var("LOAD_BENCH_COLLECTOR") else {
+        return Ok(None);
+    };
+    if variant == "bare" {
+        return Ok(None);
+    }
+    let builder = AnalyticsLayer::builder()
+        .identify(identity::from_bearer_token())
+        .sink(HttpSink::new(url));
+    #[cfg(feature = "redis")]
+    let builder = if variant == "redis" {
+        let redis = std::env::var("LOAD_BENCH_REDIS")
+            .map_err(|_| anyhow::anyhow!("LOAD_BENCH_REDIS is not set"))?;
+        builder.session_store(tower_mcp_analytics::RedisSessionStore::open(&redis)?)
+    } else {
+        builder
+    };
+    Ok(Some(builder.build()))
 }
 
 /// Pins this process to `cpu` with `taskset`, when there is more than one CPU.
@@ -213,7 +262,12 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(variant: &'static str, collector: Option<&str>, pinned: bool) -> Self {
+    fn start(
+        variant: &'static str,
+        collector: Option<&str>,
+        redis: Option<&str>,
+        pinned: bool,
+    ) -> Self {
         let exe = std::env::current_exe().expect("current exe");
         let mut command = if pinned {
             let mut command = Command::new("taskset");
@@ -228,6 +282,9 @@ impl ServerProcess {
             .stdout(Stdio::piped());
         if let Some(url) = collector {
             command.env("LOAD_BENCH_COLLECTOR", url);
+        }
+        if let Some(url) = redis {
+            command.env("LOAD_BENCH_REDIS", url);
         }
         let mut child = command.spawn().expect("start server process");
         let stdin = child.stdin.take();
@@ -547,17 +604,38 @@ async fn drive(
     connections: usize,
     pinned: bool,
 ) {
+    // The Redis of the `redis` variant: started here, so it runs on this process's CPU,
+    // and stopped when `redis` is dropped at the end.
+    #[cfg(feature = "redis")]
+    let redis = if variants.contains(&"redis") {
+        match redis_server::RedisServer::start() {
+            Ok(server) => Some(server),
+            Err(error) => {
+                eprintln!("load: cannot start redis-server: {error:#}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    #[cfg(feature = "redis")]
+    let redis_url = redis.as_ref().map(redis_server::RedisServer::url);
+    #[cfg(not(feature = "redis"))]
+    let redis_url: Option<String> = None;
+
     let mut servers = Vec::new();
     for &variant in &variants {
         let collector_url = match variant {
-            "healthy" => Some(collector(CollectorState::Healthy).await),
+            "healthy" | "redis" => Some(collector(CollectorState::Healthy).await),
             "dead" => Some(collector(CollectorState::Dead).await),
             "hung" => Some(collector(CollectorState::Hung).await),
             _ => None,
         };
+        let store_url = redis_url.as_deref().filter(|_| variant == "redis");
         servers.push(ServerProcess::start(
             variant,
             collector_url.as_deref(),
+            store_url,
             pinned,
         ));
     }
@@ -658,15 +736,52 @@ async fn drive(
     for (index, server) in servers.into_iter().enumerate() {
         let peak = server.memory_kib("VmHWM:");
         let variant = server.variant;
-        let counters = server.stop();
+        let counters = server.stop().trim_start_matches("stats ").to_owned();
+        #[cfg(feature = "redis")]
+        let counters = match (&redis, variant) {
+            (Some(redis), "redis") => counters + &redis_usage(redis),
+            _ => counters,
+        };
         println!(
-            "| {variant} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} |",
+            "| {variant} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {counters} |",
             first_rss[index] as f64 / 1024.0,
             last_rss[index] as f64 / 1024.0,
             peak as f64 / 1024.0,
-            counters.trim_start_matches("stats "),
         );
     }
+}
+
+/// What the `redis` variant did to Redis: the scripts it ran (one per batch of grouped
+/// events), the mean time Redis spent in one, and the group keys it holds.
+#[cfg(feature = "redis")]
+fn redis_usage(server: &redis_server::RedisServer) -> String {
+    let usage = || -> anyhow::Result<String> {
+        let mut connection = server.connection()?;
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut connection)?;
+        // `cmdstat_evalsha:calls=12,usec=345,...`; a script not yet cached runs as `eval`.
+        let (mut calls, mut usec) = (0u64, 0u64);
+        for command in ["cmdstat_evalsha:", "cmdstat_eval:"] {
+            let fields = stats
+                .lines()
+                .find_map(|line| line.strip_prefix(command))
+                .unwrap_or_default();
+            for field in fields.split(',') {
+                match field.split_once('=') {
+                    Some(("calls", value)) => calls += value.parse::<u64>().unwrap_or(0),
+                    Some(("usec", value)) => usec += value.parse::<u64>().unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut connection)?;
+        Ok(format!(
+            " redis_scripts={calls} redis_usec_per_script={:.0} redis_keys={keys}",
+            usec as f64 / calls.max(1) as f64
+        ))
+    };
+    usage().unwrap_or_else(|error| format!(" redis: {error:#}"))
 }
 
 /// The share of the bare server's saturated rate offered in the fixed-rate phase.
