@@ -153,8 +153,8 @@ return out
 /// - **Events in any order**: each group keeps its 4 most recent sessions; an event joins
 ///   the one whose span, widened by the window, it falls in.
 /// - **Bounded**: every key expires the inactivity window plus a margin (default 60 s)
-///   after its last use, so Redis holds only the groups active lately. A group with one
-///   session costs about 150 bytes of Redis memory (measured with `MEMORY USAGE`; see
+///   after its last use, so Redis holds only the groups active lately. A group costs
+///   about 240 bytes of Redis memory with one session and 425 with four (measured; see
 ///   BENCHMARKS.md).
 /// - **Redis down or slow**: the request path never touches Redis. The worker gives each
 ///   call a timeout (default 1 s,
