@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
 use axum::Router;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tower_mcp_analytics::redis::{self, aio::MultiplexedConnection};
 use tower_mcp_analytics::{AnalyticsLayer, Event, MemorySink, RedisSessionStore, Stats, identity};
@@ -325,9 +325,15 @@ impl Cluster {
             .build()?;
         for ((index, step), instance) in script.iter().enumerate().zip(self.0.iter().cycle()) {
             clock.set(sessions_scenario::at(step.hour, step.minute));
-            call_echo(&http, &instance.url, index, step)
-                .await
-                .with_context(|| format!("call {index} to {}", instance.name))?;
+            sessions_scenario::call_echo(
+                &http,
+                &instance.url,
+                index as u64,
+                step.user,
+                step.client,
+            )
+            .await
+            .with_context(|| format!("call {index} to {}", instance.name))?;
             // The calls are minutes apart and a layer sends its batch within a second:
             // flush, so that the next instance finds this call's session where a real
             // deployment would.
@@ -428,47 +434,6 @@ struct Row {
     client: String,
     instance: String,
     session_id: String,
-}
-
-/// One 2026-07-28 `tools/call echo`, with the call's index as its JSON-RPC id.
-async fn call_echo(
-    http: &reqwest::Client,
-    url: &str,
-    index: usize,
-    step: &Step,
-) -> anyhow::Result<()> {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": index,
-        "method": "tools/call",
-        "params": {
-            "name": "echo",
-            "arguments": { "text": format!("call {index}") },
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": { "name": step.client, "version": "1.0.0" },
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }
-        }
-    });
-    let mut request = http
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(body.to_string());
-    if let Some(user) = step.user {
-        request = request.header(USER_HEADER, user);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() || !text.contains(&format!("call {index}")) {
-        bail!("got {status}: {text}");
-    }
-    Ok(())
 }
 
 /// `S1`, `S2`, ... for each row's session, in order of first use.

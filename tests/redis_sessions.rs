@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use common::Mode;
 use redis_server::RedisServer;
 use serde_json::{Value, json};
@@ -134,7 +134,7 @@ impl Cluster {
         client: &str,
     ) -> anyhow::Result<()> {
         let instance = self.instances.get(to).context("no such instance")?;
-        post_call(&self.http, &instance.server.url, id, user, client).await
+        sessions_scenario::call_echo(&self.http, &instance.server.url, id, user, client).await
     }
 
     async fn flush(&self, index: usize) {
@@ -192,48 +192,6 @@ impl Cluster {
             .map(|instance| instance.layer.stats().session_store_errors)
             .sum()
     }
-}
-
-/// POSTs one 2026-07-28 `tools/call echo` and checks the answer.
-async fn post_call(
-    http: &reqwest::Client,
-    url: &str,
-    id: u64,
-    user: Option<&str>,
-    client: &str,
-) -> anyhow::Result<()> {
-    let body = json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "method": "tools/call",
-        "params": {
-            "name": "echo",
-            "arguments": { "text": format!("call {id}") },
-            "_meta": {
-                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": { "name": client, "version": "1.0.0" },
-                "io.modelcontextprotocol/clientCapabilities": {}
-            }
-        }
-    });
-    let mut request = http
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(body.to_string());
-    if let Some(user) = user {
-        request = request.header(USER_HEADER, user);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() || !text.contains(&format!("call {id}")) {
-        bail!("call {id} got {status}: {text}");
-    }
-    Ok(())
 }
 
 fn session(calls: &BTreeMap<u64, Event>, id: u64) -> anyhow::Result<String> {

@@ -173,29 +173,33 @@ pub async fn run(
         .build()?;
     for (index, step) in STEPS.iter().enumerate() {
         clock.set(at(step.hour, step.minute));
-        call_echo(&http, url, index, step).await?;
+        call_echo(&http, url, index as u64, step.user, step.client).await?;
     }
     analytics.flush().await;
     rows(&sink.events())
 }
 
-/// One 2026-07-28 `tools/call echo`, with the step's index as its JSON-RPC id.
-async fn call_echo(
+/// One 2026-07-28 `tools/call echo` to `url`, JSON-RPC id `id`, from `client` (its
+/// self-reported name in `_meta` clientInfo) for `user` (the `x-user-id` header; `None`
+/// for an anonymous call). Fails unless the answer is a success that echoes the call.
+pub async fn call_echo(
     http: &reqwest::Client,
     url: &str,
-    index: usize,
-    step: &Step,
+    id: u64,
+    user: Option<&str>,
+    client: &str,
 ) -> anyhow::Result<()> {
+    let text = format!("call {id}");
     let body = json!({
         "jsonrpc": "2.0",
-        "id": index,
+        "id": id,
         "method": "tools/call",
         "params": {
             "name": "echo",
-            "arguments": { "text": format!("step {index}") },
+            "arguments": { "text": text },
             "_meta": {
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                "io.modelcontextprotocol/clientInfo": { "name": step.client, "version": "1.0.0" },
+                "io.modelcontextprotocol/clientInfo": { "name": client, "version": "1.0.0" },
                 "io.modelcontextprotocol/clientCapabilities": {}
             }
         }
@@ -208,14 +212,14 @@ async fn call_echo(
         .header("mcp-method", "tools/call")
         .header("mcp-name", "echo")
         .body(body.to_string());
-    if let Some(user) = step.user {
+    if let Some(user) = user {
         request = request.header(USER_HEADER, user);
     }
     let response = request.send().await?;
     let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() || !text.contains(&format!("step {index}")) {
-        bail!("step {index} ({step:?}) got {status}: {text}");
+    let answer = response.text().await?;
+    if !status.is_success() || !answer.contains(&text) {
+        bail!("call {id} ({client} for {user:?}) got {status}: {answer}");
     }
     Ok(())
 }
