@@ -197,6 +197,7 @@ impl RedisSessionStore {
     /// use tower_mcp_analytics::RedisSessionStore;
     ///
     /// assert!(RedisSessionStore::open("redis://127.0.0.1:6379/0").is_ok());
+    /// assert!(RedisSessionStore::open("rediss://:secret@redis.internal:6380/2").is_ok());
     /// assert!(RedisSessionStore::open("not a url").is_err());
     /// ```
     pub fn open(url: &str) -> Result<Self, StoreError> {
