@@ -21,7 +21,8 @@
 //!   instance forgets the session's client in Redis;
 //! * faults: Redis killed mid-run and restarted (no request fails, no event is lost,
 //!   failed batches counted, grouping resumes by itself); Redis frozen with SIGSTOP (the
-//!   worker goes on within the timeout; events keep their sessions from memory);
+//!   worker goes on within the timeout; events keep their sessions from memory); no
+//!   Redis at all from the start;
 //! * bounded: after a flood of 100,000 invented identities and the window passing, Redis
 //!   holds none of their keys (`DBSIZE`).
 
@@ -832,6 +833,49 @@ async fn redis_killed_and_restarted() -> anyhow::Result<()> {
     assert_eq!(after.len() as u64, id, "one event per call, none lost");
     assert!(after.values().all(|event| event.session_id.is_some()));
     cluster.assert_nothing_lost();
+    Ok(())
+}
+
+/// A Redis that is not there from the start (nothing listens on its port): requests and
+/// events are untouched, sessions come from memory, every batch is counted.
+#[tokio::test]
+async fn redis_unreachable_from_the_start() -> anyhow::Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let clock = ManualClock::new(at(10, 0));
+    let sink = MemorySink::new();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .identify(identity::from_header(USER_HEADER))
+        .clock(clock.reader())
+        .session_store(RedisSessionStore::open(&format!(
+            "redis://127.0.0.1:{port}/"
+        ))?)
+        .build();
+    let wrapped = layer.clone();
+    let server = common::spawn(Mode::StatelessJson, move |router| router.layer(wrapped)).await;
+    let http = reqwest::Client::new();
+    for id in 1..=3 {
+        clock.set(at(10, id));
+        sessions_scenario::call_echo(&http, &server.url, id, Some("grace"), CLAUDE).await?;
+        tokio::time::timeout(WAIT, layer.flush()).await?;
+    }
+    let events: Vec<Event> = sink
+        .events()
+        .into_iter()
+        .filter(|event| event.method == "tools/call")
+        .collect();
+    assert_eq!(events.len(), 3);
+    let sessions: BTreeSet<Option<String>> = events
+        .iter()
+        .map(|event| event.session_id.clone())
+        .collect();
+    assert_eq!(sessions.len(), 1, "one session, from memory: {sessions:?}");
+    assert!(sessions.iter().all(Option::is_some));
+    let stats = layer.stats();
+    assert_eq!(stats.session_store_errors, 3, "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
     Ok(())
 }
 
