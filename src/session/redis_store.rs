@@ -9,6 +9,7 @@
 //! `User-Agent` is stored as sent. Never runs on the request path, never retries on its
 //! own (the worker's guard times calls out and decides in memory while Redis is away).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -295,23 +296,21 @@ impl RedisSessionStore {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let mut keys: Vec<&str> = Vec::new();
+        // 1-based indices into the script's KEYS.
+        let mut keys: HashMap<&str, usize> = HashMap::new();
         let mut invocation = self.assign.prepare_invoke();
         invocation
             .arg(millis(UNIX_EPOCH + window))
             .arg(self.ttl_ms(window))
             .arg(HISTORY);
         for request in requests {
-            let index = match keys.iter().position(|key| *key == request.key) {
-                Some(index) => index,
-                None => {
-                    keys.push(&request.key);
-                    invocation.key(self.key("g", &request.key));
-                    keys.len() - 1
-                }
-            };
+            let next = keys.len() + 1;
+            let index = *keys.entry(&request.key).or_insert_with(|| {
+                invocation.key(self.key("g", &request.key));
+                next
+            });
             invocation
-                .arg(index + 1)
+                .arg(index)
                 .arg(millis(request.at))
                 .arg(new_id("ses", request.at));
         }
@@ -322,21 +321,19 @@ impl RedisSessionStore {
             .map_err(StoreError::from_error)
     }
 
-    async fn run_clients(
+    async fn run_clients<'a>(
         &self,
-        update: &ClientUpdate,
+        update: &'a ClientUpdate,
         window: Duration,
     ) -> Result<Vec<Option<SharedClient>>, StoreError> {
         // Key indices, 1-based, into the script's KEYS.
-        let mut names: Vec<String> = Vec::new();
-        let mut index = |key: &str| -> usize {
-            match names.iter().position(|known| known == key) {
-                Some(position) => position + 1,
-                None => {
-                    names.push(key.to_owned());
-                    names.len()
-                }
-            }
+        let mut names: Vec<&str> = Vec::new();
+        let mut indices: HashMap<&str, usize> = HashMap::new();
+        let mut index = |key: &'a str| -> usize {
+            *indices.entry(key).or_insert_with(|| {
+                names.push(key);
+                names.len()
+            })
         };
         let document = ClientsDocument {
             w: millis(UNIX_EPOCH + window),
