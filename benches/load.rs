@@ -14,6 +14,9 @@
 //! * `healthy`: behind the layer, delivering to a collector on loopback that answers 202;
 //! * `dead`: behind the layer, the collector's port refuses connections;
 //! * `hung`: behind the layer, the collector accepts and never answers;
+//! * `shared-memory`: `healthy` with the memory store presented as a shared one, so that
+//!   the layer takes its shared-store path (a backlog gathered per store call, the memory
+//!   mirror, the timeout) with no Redis behind it;
 //! * `redis` (only with the cargo feature `redis`): `healthy` with
 //!   `.session_store(RedisSessionStore::open(url)?)`, on a `redis-server` this bench starts
 //!   on a free loopback port (no persistence) and stops at the end. Every batch of grouped
@@ -89,12 +92,15 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_mcp_analytics::{AnalyticsLayer, HttpSink, identity};
+use tower_mcp_analytics::{
+    AnalyticsLayer, HttpSink, MemorySessionStore, SessionRequest, SessionStore, StoreFuture,
+    identity,
+};
 
 #[cfg(not(feature = "redis"))]
-const VARIANTS: &[&str] = &["bare", "healthy", "dead", "hung"];
+const VARIANTS: &[&str] = &["bare", "healthy", "shared-memory", "dead", "hung"];
 #[cfg(feature = "redis")]
-const VARIANTS: &[&str] = &["bare", "healthy", "redis", "dead", "hung"];
+const VARIANTS: &[&str] = &["bare", "healthy", "shared-memory", "redis", "dead", "hung"];
 const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
 const BIG_ARGUMENT: usize = 64 * 1024;
@@ -209,9 +215,12 @@ fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
     if variant == "bare" {
         return Ok(None);
     }
-    let builder = AnalyticsLayer::builder()
+    let mut builder = AnalyticsLayer::builder()
         .identify(identity::from_bearer_token())
         .sink(HttpSink::new(url));
+    if variant == "shared-memory" {
+        builder = builder.session_store(SharedMemory(MemorySessionStore::new()));
+    }
     #[cfg(feature = "redis")]
     let builder = if variant == "redis" {
         let redis = std::env::var("LOAD_BENCH_REDIS")
@@ -221,6 +230,22 @@ fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
         builder
     };
     Ok(Some(builder.build()))
+}
+
+/// The memory store, presented to the layer as shared: the layer's path for a shared
+/// store (gathering a backlog per call, the memory mirror, the timeout) with a store that
+/// answers on its next poll, in process. Beside `healthy` and `redis` it tells the cost of
+/// that path from the cost of Redis itself.
+struct SharedMemory(MemorySessionStore);
+
+impl SessionStore for SharedMemory {
+    fn assign<'a>(&'a self, requests: &'a [SessionRequest], window: Duration) -> StoreFuture<'a> {
+        let ids = self.0.assign(requests, window);
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            ids.await
+        })
+    }
 }
 
 /// Pins this process to `cpu` with `taskset`, when there is more than one CPU.
@@ -626,7 +651,7 @@ async fn drive(
     let mut servers = Vec::new();
     for &variant in &variants {
         let collector_url = match variant {
-            "healthy" | "redis" => Some(collector(CollectorState::Healthy).await),
+            "healthy" | "shared-memory" | "redis" => Some(collector(CollectorState::Healthy).await),
             "dead" => Some(collector(CollectorState::Dead).await),
             "hung" => Some(collector(CollectorState::Hung).await),
             _ => None,
