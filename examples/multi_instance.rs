@@ -390,16 +390,9 @@ impl Cluster {
                     })
                     .with_context(|| format!("no tools/call event for call {index}"))?;
                 Ok(Row {
-                    time: event.timestamp.get(11..16).unwrap_or("?").to_owned(),
-                    user: event
-                        .user
-                        .as_ref()
-                        .map_or_else(|| "anonymous".to_owned(), |user| user.id.clone()),
-                    client: event
-                        .client_display_name
-                        .clone()
-                        .or_else(|| event.client_name.clone())
-                        .unwrap_or_else(|| "?".to_owned()),
+                    time: sessions_scenario::time_label(event),
+                    user: sessions_scenario::user_label(event),
+                    client: sessions_scenario::client_label(event),
                     instance: instance.to_owned(),
                     session_id: event
                         .session_id

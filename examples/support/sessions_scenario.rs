@@ -245,22 +245,37 @@ pub fn rows(events: &[Event]) -> anyhow::Result<Vec<Row>> {
             }
         };
         rows.push(Row {
-            time: event.timestamp.get(11..16).unwrap_or("?").to_owned(),
-            user: event
-                .user
-                .as_ref()
-                .map_or_else(|| "anonymous".to_owned(), |user| user.id.clone()),
-            client: event
-                .client_display_name
-                .clone()
-                .or_else(|| event.client_name.clone())
-                .unwrap_or_else(|| "?".to_owned()),
+            time: time_label(event),
+            user: user_label(event),
+            client: client_label(event),
             label: format!("S{}", position + 1),
             session_id,
             note: step.note,
         });
     }
     Ok(rows)
+}
+
+/// `HH:MM`, read from an event's timestamp.
+pub fn time_label(event: &Event) -> String {
+    event.timestamp.get(11..16).unwrap_or("?").to_owned()
+}
+
+/// An event's user id, or `anonymous`.
+pub fn user_label(event: &Event) -> String {
+    event
+        .user
+        .as_ref()
+        .map_or_else(|| "anonymous".to_owned(), |user| user.id.clone())
+}
+
+/// An event's client display name, its raw name when it has none, or `?`.
+pub fn client_label(event: &Event) -> String {
+    event
+        .client_display_name
+        .clone()
+        .or_else(|| event.client_name.clone())
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The rows as an aligned text table.
