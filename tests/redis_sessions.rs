@@ -385,24 +385,12 @@ async fn accuracy_against_ground_truth() -> anyhow::Result<()> {
     let calls = traffic(0x5EED_CAFE);
     assert_eq!(calls.len(), 4_804);
     let mut rng = Rng(0xD15C_0BA1);
-    let mut oldest: [Option<SystemTime>; 4] = [None; 4];
-    let mut out_of_order = 0;
-    let mut flushed_up_to: HashMap<(Option<String>, &str), SystemTime> = HashMap::new();
-    let mut pending: Vec<Vec<&Call>> = vec![Vec::new(); 4];
+    let mut arrivals = Arrivals::default();
     let mut round_robin = 0;
     for (n, call) in calls.iter().enumerate() {
         for index in 0..4 {
-            if oldest[index].is_some_and(|t| t + Duration::from_secs(20) < call.at) {
-                flush_both(
-                    &shared,
-                    &local,
-                    index,
-                    &mut oldest,
-                    &mut pending,
-                    &mut flushed_up_to,
-                    &mut out_of_order,
-                )
-                .await;
+            if arrivals.oldest[index].is_some_and(|t| t + Duration::from_secs(20) < call.at) {
+                arrivals.flush(&shared, &local, index).await;
             }
         }
         let to = if n % 2 == 0 {
@@ -418,22 +406,14 @@ async fn accuracy_against_ground_truth() -> anyhow::Result<()> {
         local
             .call(to, call.id, call.user.as_deref(), call.client)
             .await?;
-        oldest[to].get_or_insert(call.at);
-        pending[to].push(call);
+        arrivals.oldest[to].get_or_insert(call.at);
+        arrivals.pending[to].push(call);
         if rng.between(1, 8) == 1 {
             let index = rng.between(0, 3) as usize;
-            flush_both(
-                &shared,
-                &local,
-                index,
-                &mut oldest,
-                &mut pending,
-                &mut flushed_up_to,
-                &mut out_of_order,
-            )
-            .await;
+            arrivals.flush(&shared, &local, index).await;
         }
     }
+    let out_of_order = arrivals.out_of_order;
     let truth = truth(&calls, WINDOW);
     let mut report = Vec::new();
     for (label, cluster) in [("redis", &shared), ("memory", &local)] {
@@ -473,29 +453,35 @@ async fn accuracy_against_ground_truth() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Flushes instance `index` of both clusters, noting events that reach the store after a
-/// later event of their pair did.
-#[allow(clippy::too_many_arguments)]
-async fn flush_both(
-    shared: &Cluster,
-    local: &Cluster,
-    index: usize,
-    oldest: &mut [Option<SystemTime>; 4],
-    pending: &mut [Vec<&Call>],
-    flushed_up_to: &mut HashMap<(Option<String>, &'static str), SystemTime>,
-    out_of_order: &mut usize,
-) {
-    shared.flush(index).await;
-    local.flush(index).await;
-    oldest[index] = None;
-    for call in pending[index].drain(..) {
-        let latest = flushed_up_to
-            .entry((call.user.clone(), call.client))
-            .or_insert(call.at);
-        if call.user.is_some() && *latest > call.at {
-            *out_of_order += 1;
+/// What each instance holds unflushed, and how events reached the store.
+#[derive(Default)]
+struct Arrivals<'a> {
+    /// Start of the oldest unflushed call, per instance.
+    oldest: [Option<SystemTime>; 4],
+    /// Unflushed calls, per instance.
+    pending: [Vec<&'a Call>; 4],
+    /// Latest call of each pair that reached the store.
+    flushed_up_to: HashMap<(Option<String>, &'static str), SystemTime>,
+    /// Calls that reached the store after a later call of their pair.
+    out_of_order: usize,
+}
+
+impl Arrivals<'_> {
+    /// Flushes instance `index` of both clusters, noting calls that arrive out of order.
+    async fn flush(&mut self, shared: &Cluster, local: &Cluster, index: usize) {
+        shared.flush(index).await;
+        local.flush(index).await;
+        self.oldest[index] = None;
+        for call in self.pending[index].drain(..) {
+            let latest = self
+                .flushed_up_to
+                .entry((call.user.clone(), call.client))
+                .or_insert(call.at);
+            if call.user.is_some() && *latest > call.at {
+                self.out_of_order += 1;
+            }
+            *latest = (*latest).max(call.at);
         }
-        *latest = (*latest).max(call.at);
     }
 }
 
