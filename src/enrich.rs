@@ -307,5 +307,6 @@ fn identify_event(event: &Event, at: SystemTime) -> Event {
         headers: Default::default(),
         tags: Default::default(),
         properties: None,
+        unsendable: None,
     }
 }

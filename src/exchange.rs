@@ -48,11 +48,25 @@ pub(crate) struct RequestInfo {
     pub(crate) hook_failed: bool,
 }
 
+/// A response's `result` and `error`, copied out of a streamed message (the rest of the
+/// message is not kept).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Answer {
+    pub(crate) result: Option<Bytes>,
+    pub(crate) error: Option<Bytes>,
+}
+
+impl Answer {
+    fn bytes(&self) -> usize {
+        self.result.as_ref().map_or(0, Bytes::len) + self.error.as_ref().map_or(0, Bytes::len)
+    }
+}
+
 /// How a call ended.
 #[derive(Debug, Clone)]
 pub(crate) enum End {
-    /// Its response message, or a payload (batch array) containing it.
-    Payload(Bytes),
+    /// Its response, read out of an SSE message.
+    Answer(Answer),
     /// Its response is in the exchange's JSON body.
     Body,
     Accepted,
@@ -92,7 +106,7 @@ impl Finished {
             .calls
             .iter()
             .map(|call| match &call.end {
-                Some(End::Payload(bytes)) => bytes.len(),
+                Some(End::Answer(answer)) => answer.bytes(),
                 _ => 0,
             })
             .sum();
@@ -184,7 +198,7 @@ impl Exchange {
     pub(crate) fn on_sse_data(&mut self, data: &[u8]) {
         let started = self.info.started;
         let calls = &mut self.calls;
-        for_each_server_message(data, |bytes, message| match message {
+        for_each_server_message(data, |_, message, parts| match message {
             ServerMessage::Response { id } => {
                 let mut answered = calls.iter_mut().filter(|c| waiting_for(c, id.as_ref()));
                 let targets: Vec<&mut Call> = match id {
@@ -195,10 +209,16 @@ impl Exchange {
                 if targets.is_empty() {
                     return;
                 }
-                let payload = Bytes::copy_from_slice(bytes);
+                let copy = |raw: &serde_json::value::RawValue| {
+                    Bytes::copy_from_slice(raw.get().as_bytes())
+                };
+                let answer = Answer {
+                    result: parts.result.map(copy),
+                    error: parts.error.map(copy),
+                };
                 let elapsed = started.elapsed();
                 for call in targets {
-                    call.end = Some(End::Payload(payload.clone()));
+                    call.end = Some(End::Answer(answer.clone()));
                     call.elapsed = elapsed;
                 }
             }

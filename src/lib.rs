@@ -63,7 +63,7 @@ pub mod sink;
 
 pub use body::{ObservedBody, ReplayBody};
 pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats};
-pub use event::{Event, EventError, Outcome, ResponseKind};
+pub use event::{Event, EventError, Outcome, RawJson, ResponseKind};
 pub use identity::{McpMessage, RequestView, UserIdentity};
 pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
 pub use privacy::PayloadLimits;

@@ -444,7 +444,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
             assert_eq!(init.client_name.as_deref(), Some(LEGACY_CLIENT), "{all}");
             assert_eq!(init.client_version.as_deref(), Some("1.0.0"), "{all}");
             assert_eq!(init.outcome, Outcome::Success, "{all}");
-            let result = init.result.as_ref().expect("initialize result");
+            let result = init.result_value().expect("initialize result");
             assert_eq!(result["serverInfo"]["name"], demo_server::SERVER_NAME);
             assert_eq!(result["protocolVersion"], "2025-11-25");
             // Later legacy calls do not repeat clientInfo; this version of the
@@ -454,7 +454,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
         Lifecycle::Modern => {
             let discover = one(&events, "server/discover", None);
             assert_eq!(discover.outcome, Outcome::Success, "{all}");
-            let versions = &discover.result.as_ref().expect("discover result")["supportedVersions"];
+            let versions = &discover.result_value().expect("discover result")["supportedVersions"];
             assert!(
                 versions
                     .as_array()
@@ -487,51 +487,63 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let list = one(&events, "tools/list", None);
     assert_eq!(list.outcome, Outcome::Success, "{all}");
     assert_eq!(list.resource_name, None, "{all}");
-    let listed = list.result.as_ref().expect("tools/list result")["tools"]
+    let listed = list.result_value().expect("tools/list result")["tools"]
         .as_array()
         .map(Vec::len);
     assert_eq!(listed, Some(5), "{all}");
 
     let echo = tool(&events, "echo");
     assert_eq!(
-        echo.arguments,
+        echo.arguments_value(),
         Some(json!({ "text": "hello e2e" })),
         "{all}"
     );
     assert_eq!(echo.outcome, Outcome::Success, "{all}");
     assert!(!echo.is_error);
     assert_eq!(echo.error, None, "{all}");
-    let result = echo.result.as_ref().expect("echo result");
+    let result = echo.result_value().expect("echo result");
     assert_eq!(result["content"][0]["text"], "hello e2e", "{all}");
     assert_eq!(result["content"][0]["type"], "text", "{all}");
     assert_eq!(echo.progress_notifications, 0, "{all}");
 
     let add = tool(&events, "add");
-    assert_eq!(add.arguments, Some(json!({ "a": 2, "b": 40 })), "{all}");
+    assert_eq!(
+        add.arguments_value(),
+        Some(json!({ "a": 2, "b": 40 })),
+        "{all}"
+    );
     assert_eq!(add.outcome, Outcome::Success, "{all}");
-    assert_eq!(add.result.as_ref().unwrap()["content"][0]["text"], "42");
+    assert_eq!(add.result_value().unwrap()["content"][0]["text"], "42");
 
     let progress = tool(&events, "progress");
-    assert_eq!(progress.arguments, Some(json!({ "steps": 3 })), "{all}");
+    assert_eq!(
+        progress.arguments_value(),
+        Some(json!({ "steps": 3 })),
+        "{all}"
+    );
     assert_eq!(progress.outcome, Outcome::Success, "{all}");
     assert_eq!(progress.progress_notifications, 3, "{all}");
     assert_eq!(
-        progress.result.as_ref().unwrap()["content"][0]["text"],
+        progress.result_value().unwrap()["content"][0]["text"],
         "done"
     );
 
     let fail = tool(&events, "fail");
-    assert_eq!(fail.arguments, Some(json!({ "reason": "nope" })), "{all}");
+    assert_eq!(
+        fail.arguments_value(),
+        Some(json!({ "reason": "nope" })),
+        "{all}"
+    );
     assert_eq!(fail.outcome, Outcome::ToolError, "{all}");
     assert!(fail.is_error, "{all}");
     let error = fail.error.as_ref().expect("tool error details");
     assert_eq!(error.message, "nope", "{all}");
     assert_eq!(error.code, None, "{all}");
-    let result = fail.result.as_ref().expect("a tool error keeps its result");
+    let result = fail.result_value().expect("a tool error keeps its result");
     assert_eq!(result["isError"], true, "{all}");
 
     let unknown = tool(&events, "no_such_tool");
-    assert_eq!(unknown.arguments, Some(json!({ "x": 1 })), "{all}");
+    assert_eq!(unknown.arguments_value(), Some(json!({ "x": 1 })), "{all}");
     assert_eq!(unknown.outcome, Outcome::Error, "{all}");
     assert!(unknown.is_error, "{all}");
     assert_eq!(unknown.result, None, "{all}");
@@ -541,9 +553,13 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
 
     // Prompt and resource.
     let prompt = one(&events, "prompts/get", Some("greeting"));
-    assert_eq!(prompt.arguments, Some(json!({ "name": "Ada" })), "{all}");
+    assert_eq!(
+        prompt.arguments_value(),
+        Some(json!({ "name": "Ada" })),
+        "{all}"
+    );
     assert_eq!(prompt.outcome, Outcome::Success, "{all}");
-    let text = prompt.result.as_ref().unwrap()["messages"][0]["content"]["text"]
+    let text = prompt.result_value().unwrap()["messages"][0]["content"]["text"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -552,7 +568,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let read = one(&events, "resources/read", Some(demo_server::README_URI));
     assert_eq!(read.arguments, None, "{all}");
     assert_eq!(read.outcome, Outcome::Success, "{all}");
-    let contents = &read.result.as_ref().unwrap()["contents"][0];
+    let contents = &read.result_value().unwrap()["contents"][0];
     assert_eq!(contents["text"], demo_server::README_TEXT, "{all}");
     assert_eq!(contents["uri"], demo_server::README_URI, "{all}");
 
@@ -681,8 +697,8 @@ async fn concurrent_calls_are_not_mixed_up() -> anyhow::Result<()> {
         let mut texts = Vec::new();
         for event in echoes {
             assert_eq!(event.outcome, Outcome::Success, "{label}");
-            let sent = event.arguments.as_ref().unwrap()["text"].clone();
-            let got = event.result.as_ref().unwrap()["content"][0]["text"].clone();
+            let sent = event.arguments_value().unwrap()["text"].clone();
+            let got = event.result_value().unwrap()["content"][0]["text"].clone();
             assert_eq!(sent, got, "{label}: {}", serde_json::to_string(event)?);
             texts.push(sent.as_str().unwrap().to_owned());
         }
@@ -750,7 +766,11 @@ async fn modern_request_missing_mcp_method_is_a_400_with_a_json_rpc_error() -> a
         assert_eq!(event.method, "tools/call", "{ctx}");
         assert_eq!(event.resource_name.as_deref(), Some("echo"), "{ctx}");
         assert_eq!(event.request_id, Some(json!(5)), "{ctx}");
-        assert_eq!(event.arguments, Some(json!({ "text": "x" })), "{ctx}");
+        assert_eq!(
+            event.arguments_value(),
+            Some(json!({ "text": "x" })),
+            "{ctx}"
+        );
         assert_eq!(event.outcome, Outcome::Error, "{ctx}");
         assert!(event.is_error, "{ctx}");
         assert_eq!(event.http_status, Some(400), "{ctx}");
@@ -934,7 +954,7 @@ async fn client_dropping_a_never_ending_stream_is_cancelled() -> anyhow::Result<
     assert_eq!(event.method, "tools/call", "{ctx}");
     assert_eq!(event.resource_name.as_deref(), Some("slow"), "{ctx}");
     assert_eq!(event.request_id, Some(json!(7)), "{ctx}");
-    assert_eq!(event.arguments, Some(json!({ "n": 1 })), "{ctx}");
+    assert_eq!(event.arguments_value(), Some(json!({ "n": 1 })), "{ctx}");
     assert_eq!(event.outcome, Outcome::Cancelled, "{ctx}");
     assert!(event.is_error, "{ctx}");
     assert_eq!(event.progress_notifications, 1, "{ctx}");
@@ -1006,7 +1026,7 @@ async fn client_leaving_a_real_progress_stream_is_cancelled() -> anyhow::Result<
         assert!(event.is_error, "{ctx}");
         assert_eq!(event.request_id, Some(json!(42)), "{ctx}");
         assert_eq!(
-            event.arguments,
+            event.arguments_value(),
             Some(json!({ "steps": 1_000_000 })),
             "{ctx}"
         );
@@ -1170,7 +1190,7 @@ async fn each_session_gets_its_own_stable_id() -> anyhow::Result<()> {
             .session_id
             .as_ref()
             .expect("every event has a session");
-        let text = event.arguments.as_ref().map(|a| a["text"].clone());
+        let text = event.arguments_value().map(|a| a["text"].clone());
         if text == Some(json!("from-a")) {
             assert_eq!(session, &sa, "{all}");
         }
@@ -1273,7 +1293,7 @@ async fn client_leaving_before_the_response_head_is_cancelled() -> anyhow::Resul
     assert!(event.is_error, "{ctx}");
     assert_eq!(event.request_id, Some(json!("slow-1")), "{ctx}");
     assert_eq!(event.resource_name.as_deref(), Some("never"), "{ctx}");
-    assert_eq!(event.arguments, Some(json!({})), "{ctx}");
+    assert_eq!(event.arguments_value(), Some(json!({})), "{ctx}");
     // No response head ever existed.
     assert_eq!(event.http_status, None, "{ctx}");
     assert_eq!(event.response_kind, None, "{ctx}");

@@ -60,12 +60,15 @@ async fn assert_one_echo_event(
     let event = events.into_iter().next().unwrap();
     assert_eq!(event.method, "tools/call", "{event:?}");
     assert_eq!(event.resource_name.as_deref(), Some("echo"), "{event:?}");
-    assert_eq!(event.arguments, Some(json!({ "text": text })), "{event:?}");
+    assert_eq!(
+        event.arguments_value(),
+        Some(json!({ "text": text })),
+        "{event:?}"
+    );
     assert_eq!(event.outcome, Outcome::Success, "{event:?}");
     assert_eq!(
         event
-            .result
-            .as_ref()
+            .result_value()
             .map(|r| r["content"][0]["text"].clone()),
         Some(json!(text)),
         "{event:?}"
@@ -280,12 +283,9 @@ async fn custom_service_fn_with_oneshot() {
     assert_eq!(event.method, "tools/call");
     assert_eq!(event.resource_name.as_deref(), Some("lookup"));
     assert_eq!(event.request_id, Some(json!("req-1")));
-    assert_eq!(event.arguments, Some(json!({ "q": "tower" })));
+    assert_eq!(event.arguments_value(), Some(json!({ "q": "tower" })));
     assert_eq!(event.outcome, Outcome::Success);
-    assert_eq!(
-        event.result.as_ref().unwrap()["content"][0]["text"],
-        "fixed"
-    );
+    assert_eq!(event.result_value().unwrap()["content"][0]["text"], "fixed");
     assert_eq!(event.http_status, Some(200));
     assert_eq!(event.response_kind, Some(ResponseKind::Json));
     assert_eq!(
@@ -513,7 +513,10 @@ async fn json_lines_sink_to_a_file() {
         ["initialize", "notifications/initialized", "tools/call"]
     );
     assert_eq!(events[0].client_name.as_deref(), Some("jsonl-client"));
-    assert_eq!(events[2].arguments, Some(json!({ "text": "to a file" })));
+    assert_eq!(
+        events[2].arguments_value(),
+        Some(json!({ "text": "to a file" }))
+    );
     assert_eq!(events[2].outcome, Outcome::Success);
     let raw: Value = serde_json::from_str(lines[2]).unwrap();
     assert_eq!(raw["outcome"], "success");

@@ -24,7 +24,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{
     AnalyticsLayer, AnalyticsLayerBuilder, Event, HttpSink, JsonLinesSink, MemorySink, Outcome,
-    PayloadLimits, ReplayBody, Stats,
+    PayloadLimits, RawJson, ReplayBody, Stats,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -577,15 +577,15 @@ proptest! {
             prop_assert_eq!(events.len(), 1, "{:?}", layer.stats());
             let event = &events[0];
             let mut strings = Vec::new();
-            for payload in [&event.arguments, &event.result] {
-                let payload = payload.as_ref().ok_or_else(|| TestCaseError::fail("payload missing"))?;
-                string_values(payload, &mut strings);
+            for payload in [event.arguments_value(), event.result_value()] {
+                let payload = payload.ok_or_else(|| TestCaseError::fail("payload missing"))?;
+                string_values(&payload, &mut strings);
             }
             for text in &strings {
                 prop_assert!(!text.contains(MARK), "{:?} survived", text);
             }
-            prop_assert_eq!(event.arguments.as_ref(), Some(&scrubbed(&arguments)));
-            prop_assert_eq!(event.result.as_ref(), Some(&scrubbed(&result)));
+            prop_assert_eq!(event.arguments_value(), Some(scrubbed(&arguments)));
+            prop_assert_eq!(event.result_value(), Some(scrubbed(&result)));
             Ok(())
         })?;
     }
@@ -623,7 +623,7 @@ async fn an_image_result_is_replaced_by_a_marker_and_the_client_gets_it_whole() 
         raw.len()
     );
     assert!(raw.len() < 2048, "event of {} bytes: {raw}", raw.len());
-    let result = event.result.as_ref().expect("result kept");
+    let result = event.result_value().expect("result kept");
     assert_eq!(
         result["content"][0]["data"],
         format!("[image removed: {} bytes]", data.len())
@@ -649,8 +649,7 @@ async fn a_20_mb_answer_over_the_capture_limit_is_reported_too_large() {
     // The result stands as a marker with the size of the unread answer (the JSON-RPC
     // envelope around 20 MB of text).
     let bytes = event
-        .result
-        .as_ref()
+        .result_value()
         .and_then(|r| r["_truncated"]["bytes"].as_u64());
     assert!(
         bytes.is_some_and(|b| b > TWENTY_MB as u64 && b < TWENTY_MB as u64 + 1024),
@@ -691,7 +690,7 @@ fn assert_cut_text(delivered: &[(Event, String)], stats: &Stats) {
     let limits = PayloadLimits::default();
     assert!(raw.len() < limits.event_bytes, "{}", raw.len());
     assert_eq!(event.outcome, Outcome::Success, "{raw}");
-    let result = event.result.as_ref().expect("result kept");
+    let result = event.result_value().expect("result kept");
     assert_eq!(
         result["content"][0]["text"],
         format!("[base64 removed: {TWENTY_MB} bytes]"),
@@ -724,7 +723,7 @@ async fn a_20_mb_prose_answer_is_truncated_with_a_marker() {
     let limits = PayloadLimits::default();
     assert!(raw.len() < limits.event_bytes, "{}", raw.len());
     assert_eq!(event.outcome, Outcome::Success);
-    let result = event.result.as_ref().expect("result kept");
+    let result = event.result_value().expect("result kept");
     let cut = result["content"][0]["text"].as_str().expect("text kept");
     assert!(cut.len() <= limits.string_bytes, "{}", cut.len());
     assert!(cut.starts_with("word word "));
@@ -822,7 +821,8 @@ async fn redact_event_changes_reach_the_sink_and_redact_runs_after_it() {
     let (events, stats) = one_call(
         AnalyticsLayer::builder()
             .redact_event(|event| {
-                event.arguments = Some(json!({ "replaced": "by redact_event" }));
+                event.arguments =
+                    RawJson::from_value(&json!({ "replaced": "by redact_event" })).ok();
                 event.tags.insert("seen".into(), "yes".into());
                 true
             })
@@ -831,7 +831,7 @@ async fn redact_event_changes_reach_the_sink_and_redact_runs_after_it() {
     .await;
     assert_eq!(events.len(), 1, "{stats:?}");
     assert_eq!(
-        events[0].arguments,
+        events[0].arguments_value(),
         Some(json!({ "replaced": "then by redact" }))
     );
     assert_eq!(events[0].tags.get("seen").map(String::as_str), Some("yes"));
@@ -877,12 +877,15 @@ async fn capture_toggles_and_exclusions_leave_payloads_out_but_keep_events() {
     assert_eq!(events[0].resource_name.as_deref(), Some("echo"));
     assert_eq!(events[0].outcome, Outcome::Success);
     assert_eq!(events[0].arguments, None);
-    assert_eq!(events[0].result, Some(text_result("hello")));
+    assert_eq!(events[0].result_value(), Some(text_result("hello")));
 
     let (events, stats) = one_call(AnalyticsLayer::builder().capture_results(false)).await;
     assert_eq!(events.len(), 1, "{stats:?}");
     assert_eq!(events[0].outcome, Outcome::Success);
-    assert_eq!(events[0].arguments, Some(json!({ "text": "hello" })));
+    assert_eq!(
+        events[0].arguments_value(),
+        Some(json!({ "text": "hello" }))
+    );
     assert_eq!(events[0].result, None);
 
     let (events, stats) = one_call(AnalyticsLayer::builder().exclude_tool_payloads(["echo"])).await;

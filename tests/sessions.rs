@@ -456,8 +456,8 @@ async fn fleet(lifecycle: Lifecycle) -> anyhow::Result<()> {
             .with_context(|| format!("no session: {}", ctx()))?;
         ensure!(is_session_id(session), "{}", ctx());
         if event.method == "tools/call" {
-            let text = event
-                .arguments
+            let arguments = event.arguments_value();
+            let text = arguments
                 .as_ref()
                 .and_then(|args| args["text"].as_str())
                 .with_context(|| format!("no text: {}", ctx()))?;
@@ -599,12 +599,12 @@ async fn legacy_session_is_named_by_its_initialize() -> anyhow::Result<()> {
             assert_eq!(event.client_display_name.as_deref(), Some(display), "{ctx}");
             assert_eq!(user_of(event), Some("alice"), "{ctx}");
         }
-        let calls: Vec<&str> = of_session
+        let calls: Vec<String> = of_session
             .iter()
             .filter(|e| e.method == "tools/call")
-            .filter_map(|e| e.arguments.as_ref()?["text"].as_str())
+            .filter_map(|e| e.arguments_value()?["text"].as_str().map(String::from))
             .collect();
-        assert_eq!(calls, texts, "{}", dump(&events));
+        assert_eq!(calls, texts.map(String::from), "{}", dump(&events));
     }
 
     // A session opened by hand, so that a request can reuse its id after DELETE.

@@ -539,7 +539,7 @@ async fn stateless_transparency(mode: Mode, setup: Setup) {
     let kind = |json_mode: ResponseKind| if sse { ResponseKind::Sse } else { json_mode };
     assert_eq!(find(&events, 1).outcome, Outcome::Success);
     assert_eq!(
-        find(&events, 1).arguments,
+        find(&events, 1).arguments_value(),
         Some(json!({ "text": "héllo ✓" }))
     );
     assert_eq!(
@@ -548,9 +548,8 @@ async fn stateless_transparency(mode: Mode, setup: Setup) {
     );
     let big = find(&events, 2);
     assert_eq!(big.outcome, Outcome::Success);
-    let text = big.result.as_ref().unwrap()["content"][0]["text"]
-        .as_str()
-        .unwrap();
+    let result = big.result_value().unwrap();
+    let text = result["content"][0]["text"].as_str().unwrap();
     // The client got all 100,000 bytes; the event keeps at most 10 KiB and says what was
     // cut and how big it was (a run of one letter looks like base64, so it is removed).
     assert!(text.len() <= 10 * 1024, "{}", text.len());
@@ -912,17 +911,15 @@ async fn over_the_capture_limits(setup: Setup) {
     assert_eq!(from_headers.arguments, None, "{from_headers:?}");
     assert_eq!(from_headers.protocol_version.as_deref(), Some("2026-07-28"));
     assert_eq!(from_headers.outcome, Outcome::Success, "{from_headers:?}");
-    let text = from_headers.result.as_ref().unwrap()["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default();
+    let result = from_headers.result_value().unwrap();
+    let text = result["content"][0]["text"].as_str().unwrap_or_default();
     assert!(text.contains("20000 bytes"), "{text:.60}");
     let too_large = find(&events, 3);
     assert_eq!(too_large.outcome, Outcome::TooLarge, "{too_large:?}");
     assert!(!too_large.is_error, "the outcome is unknown, not an error");
     // The unread answer is a marker saying how large it was.
     let bytes = too_large
-        .result
-        .as_ref()
+        .result_value()
         .and_then(|r| r["_truncated"]["bytes"].as_u64());
     assert!(bytes.is_some_and(|b| b > 50_000), "{too_large:?}");
     assert_eq!(too_large.http_status, Some(200));
@@ -1047,7 +1044,10 @@ async fn a_chunked_body_crossing_the_capture_limit_is_replayed_exactly() {
     assert_eq!(events[0].resource_name.as_deref(), Some("echo"));
     assert_eq!(events[0].outcome, Outcome::Success);
     assert_eq!(events[1].request_id, Some(json!(3)));
-    assert_eq!(events[1].arguments, Some(json!({ "text": "short" })));
+    assert_eq!(
+        events[1].arguments_value(),
+        Some(json!({ "text": "short" }))
+    );
     let stats = analytics.stats();
     assert_eq!(stats.requests_unparsed, 1, "{stats:?}");
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");

@@ -26,7 +26,7 @@ use crate::event::ids::new_id;
 /// impl Sink for CountingSink {
 ///     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
 ///         Box::pin(async move {
-///             println!("batch {} (attempt {}): {} events", batch.id(), batch.attempt(), batch.events().len());
+///             println!("batch {} (attempt {}): {} events", batch.id(), batch.attempt(), batch.len());
 ///             Ok(())
 ///         })
 ///     }
@@ -35,8 +35,7 @@ use crate::event::ids::new_id;
 #[derive(Debug)]
 pub struct Batch {
     id: String,
-    events: Vec<Event>,
-    /// Each event as JSON, serialised once.
+    /// Each event as JSON, serialised once (the batch holds nothing else of them).
     json: Vec<Box<RawValue>>,
     json_bytes: usize,
     attempt: u32,
@@ -55,7 +54,6 @@ impl Batch {
     fn new(at: SystemTime) -> Self {
         Self {
             id: new_id("bat", at),
-            events: Vec::new(),
             json: Vec::new(),
             json_bytes: 0,
             attempt: 1,
@@ -72,13 +70,17 @@ impl Batch {
         &self.id
     }
 
-    /// The events.
+    /// The events, read back from their JSON (a sink that sends JSON should use
+    /// [`Batch::events_json`], which costs nothing).
     ///
     /// ```
     /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> usize { batch.events().len() }
     /// ```
-    pub fn events(&self) -> &[Event] {
-        &self.events
+    pub fn events(&self) -> Vec<Event> {
+        self.json
+            .iter()
+            .filter_map(|raw| serde_json::from_str(raw.get()).ok())
+            .collect()
     }
 
     /// Each event serialised as JSON, in order (computed once for all attempts and sinks).
@@ -101,8 +103,18 @@ impl Batch {
         self.attempt
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.events.len()
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.json.len()
+    }
+
+    /// Whether the batch has no events (a sealed batch never has none).
+    ///
+    /// ```
+    /// # fn f(batch: &tower_mcp_analytics::sink::Batch) -> bool { batch.is_empty() }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.json.is_empty()
     }
 
     /// Bytes of event JSON, one separator per event included.
@@ -117,27 +129,26 @@ impl Batch {
     /// Splits in two halves, each a new batch with a new id (for a collector that
     /// answered 413). `None` for a batch of one event.
     pub(crate) fn split(self) -> Option<(Self, Self)> {
-        if self.events.len() < 2 {
+        if self.json.len() < 2 {
             return None;
         }
         let at = SystemTime::now();
-        let half = self.events.len() / 2;
+        let half = self.json.len() / 2;
         let mut first = Batch::new(at);
         let mut second = Batch::new(at);
-        for (index, (event, json)) in self.events.into_iter().zip(self.json).enumerate() {
+        for (index, json) in self.json.into_iter().enumerate() {
             let target = if index < half {
                 &mut first
             } else {
                 &mut second
             };
-            target.push(event, json);
+            target.push(json);
         }
         Some((first, second))
     }
 
-    fn push(&mut self, event: Event, json: Box<RawValue>) {
+    fn push(&mut self, json: Box<RawValue>) {
         self.json_bytes += json_size(&json);
-        self.events.push(event);
         self.json.push(json);
     }
 }
@@ -167,7 +178,7 @@ impl Batcher {
     /// Adds an event (with its JSON), returning the batches it sealed: the previous open
     /// batch when the event does not fit in it, and the event alone when it is larger
     /// than a batch may be (sent by itself; the destination decides).
-    pub(crate) fn add(&mut self, event: Event, json: Box<RawValue>) -> Vec<Batch> {
+    pub(crate) fn add(&mut self, json: Box<RawValue>) -> Vec<Batch> {
         let size = json_size(&json);
         let full = self.open.as_ref().is_some_and(|open| {
             open.len() >= self.max_events || open.json_bytes + size > self.max_bytes
@@ -178,7 +189,7 @@ impl Batcher {
         };
         self.open
             .get_or_insert_with(|| Batch::new(SystemTime::now()))
-            .push(event, json);
+            .push(json);
         if size > self.max_bytes {
             sealed.extend(self.open.take());
         }
@@ -210,7 +221,7 @@ mod tests {
 
     fn add(batcher: &mut Batcher, event: Event) -> Vec<Batch> {
         let json = serde_json::value::to_raw_value(&event).expect("serialises");
-        batcher.add(event, json)
+        batcher.add(json)
     }
 
     fn event(size: usize) -> Event {
@@ -233,7 +244,7 @@ mod tests {
         let mut batcher = Batcher::new(100, 1_000);
         let sealed = (0..10).flat_map(|_| add(&mut batcher, event(300))).count();
         assert!(sealed >= 3, "bytes seal batches before the count does");
-        assert!(batcher.seal(true).is_some_and(|open| open.len() > 0));
+        assert!(batcher.seal(true).is_some_and(|open| !open.is_empty()));
         let alone = add(&mut batcher, event(2_000));
         let sizes: Vec<usize> = alone.iter().map(Batch::len).collect();
         assert_eq!(sizes, [1], "a large event goes alone");

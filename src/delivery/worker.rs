@@ -212,7 +212,7 @@ impl Worker {
                     let bytes = queued.bytes();
                     if let Some(finished) = queued.take() {
                         self.built_bytes += bytes;
-                        self.built.push(build::events(finished));
+                        self.built.push(build::events(finished, &self.privacy));
                     }
                 }
                 Ok(Envelope::Flush(ack)) => self.flushes.push(ack),
@@ -233,9 +233,9 @@ impl Worker {
             for event in events {
                 let safe = self.privacy.apply(event);
                 match safe.map(|event| self.privacy.serialize(event)) {
-                    Ok(Some((event, json))) => {
+                    Ok(Some(json)) => {
                         self.held_bytes += json_size(&json);
-                        self.ready.extend(self.batcher.add(event, json));
+                        self.ready.extend(self.batcher.add(json));
                     }
                     Ok(None) => self.lose(DropReason::Rejected, 1, 0),
                     Err(reason) => self.lose(reason, 1, 0),

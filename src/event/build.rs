@@ -4,14 +4,20 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytes::Bytes;
 use http::StatusCode;
+use serde_json::value::RawValue;
 
 use super::ids::{derived_id, new_id};
 use super::time::rfc3339_millis;
-use super::{Event, EventError, Outcome};
+use super::{Event, EventError, Outcome, RawJson};
+use crate::delivery::DropReason;
 use crate::exchange::{Call, End, Finished};
 use crate::identity::UserIdentity;
-use crate::protocol::jsonrpc::{ResponseParts, Responses, error_parts, result_flags};
+use crate::privacy::{Privacy, removed};
+use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags};
 
 /// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
 const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
@@ -42,8 +48,9 @@ pub(crate) struct Context {
     pub(crate) hook_failed: bool,
 }
 
-/// The events of one exchange, in request order.
-pub(crate) fn events(mut finished: Finished) -> Built {
+/// The events of one exchange, in request order. Each payload is transcoded here, once,
+/// by the privacy settings' first pass.
+pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
     let timestamp = rfc3339_millis(finished.info.timestamp);
     let user = finished.info.user.take().map(UserIdentity::bounded);
     let headers: BTreeMap<String, String> = std::mem::take(&mut finished.info.headers)
@@ -59,9 +66,8 @@ pub(crate) fn events(mut finished: Finished) -> Built {
         .calls
         .iter()
         .map(|call| {
-            let (outcome, result, error) = resolve(call, &finished, body.as_ref());
             let message = &call.message;
-            Event {
+            let mut event = Event {
                 id: new_id("evt", finished.info.timestamp),
                 event_type: format!("mcp:{}", message.method),
                 timestamp: timestamp.clone(),
@@ -69,14 +75,11 @@ pub(crate) fn events(mut finished: Finished) -> Built {
                 method: message.method.to_string(),
                 resource_name: message.name.as_deref().map(String::from),
                 request_id: message.id.as_ref().map(|id| id.to_json()),
-                arguments: message
-                    .arguments
-                    .as_ref()
-                    .and_then(|raw| serde_json::from_slice(raw).ok()),
-                result,
-                outcome,
-                is_error: outcome.is_error(),
-                error,
+                arguments: None,
+                result: None,
+                outcome: Outcome::NoResponse,
+                is_error: true,
+                error: None,
                 protocol_version: finished
                     .info
                     .protocol_version
@@ -97,7 +100,37 @@ pub(crate) fn events(mut finished: Finished) -> Built {
                 headers: headers.clone(),
                 tags: tags.clone(),
                 properties: properties.clone(),
+                unsendable: None,
+            };
+            let captured = privacy.captures(&event);
+            // The `redact` hook runs in this pass: if it panics, the event is not sent.
+            let read = catch_unwind(AssertUnwindSafe(|| {
+                let arguments = match captured.arguments {
+                    true => message
+                        .arguments
+                        .as_deref()
+                        .and_then(|raw| privacy.payload(raw).json),
+                    false => None,
+                };
+                (
+                    arguments,
+                    resolve(call, &finished, body.as_ref(), privacy, captured.result),
+                )
+            }));
+            match read {
+                Ok((arguments, (outcome, result, error))) => {
+                    event.arguments = arguments;
+                    event.result = result;
+                    event.outcome = outcome;
+                    event.is_error = outcome.is_error();
+                    event.error = error;
+                }
+                Err(_) => {
+                    tracing::warn!("mcp analytics redact hook panicked; event dropped");
+                    event.unsendable = Some(DropReason::RedactionFailed);
+                }
             }
+            event
         })
         .collect();
     let info = finished.info;
@@ -116,19 +149,29 @@ pub(crate) fn events(mut finished: Finished) -> Built {
     }
 }
 
-type Resolution = (Outcome, Option<serde_json::Value>, Option<EventError>);
+type Resolution = (Outcome, Option<RawJson>, Option<EventError>);
 
-fn resolve(call: &Call, finished: &Finished, body: Option<&Responses<'_>>) -> Resolution {
+fn resolve(
+    call: &Call,
+    finished: &Finished,
+    body: Option<&Responses<'_>>,
+    privacy: &Privacy,
+    keep_result: bool,
+) -> Resolution {
     let status = finished.status;
     let id = call.message.id.as_ref();
     let found = match &call.end {
-        Some(End::Payload(bytes)) => Responses::read(bytes).get(id),
+        Some(End::Answer(answer)) => {
+            let result = answer.result.as_ref().and_then(text);
+            let error = answer.error.as_ref().and_then(text);
+            return answered(result, error, privacy, keep_result);
+        }
         Some(End::Body) => body.and_then(|responses| responses.get(id)),
         Some(End::Accepted) => return (Outcome::Accepted, None, None),
         Some(End::HttpError) => return (Outcome::HttpError, None, Some(http_error(status))),
         Some(End::TooLarge(bytes)) => {
             // The result stands as a marker saying how large the unread answer was.
-            return (Outcome::TooLarge, bytes.map(crate::privacy::removed), None);
+            return (Outcome::TooLarge, bytes.and_then(removed), None);
         }
         Some(End::Unreadable) => return (Outcome::Unreadable, None, None),
         Some(End::Cancelled) => {
@@ -137,7 +180,12 @@ fn resolve(call: &Call, finished: &Finished, body: Option<&Responses<'_>>) -> Re
         Some(End::NoResponse) | None => None,
     };
     match found {
-        Some(parts) => answered(parts),
+        Some(parts) => answered(
+            parts.result.map(RawValue::get),
+            parts.error.map(RawValue::get),
+            privacy,
+            keep_result,
+        ),
         None if status.is_some_and(|s| !s.is_success()) => {
             (Outcome::HttpError, None, Some(http_error(status)))
         }
@@ -145,57 +193,56 @@ fn resolve(call: &Call, finished: &Finished, body: Option<&Responses<'_>>) -> Re
     }
 }
 
-fn answered(parts: ResponseParts<'_>) -> Resolution {
-    if let Some(raw) = parts.error {
+/// Bytes copied out of a `RawValue` as text again.
+fn text(bytes: &Bytes) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
+}
+
+/// The outcome of a call its response answered, with the result (when kept) and the
+/// error, each payload transcoded once.
+fn answered(
+    result: Option<&str>,
+    error: Option<&str>,
+    privacy: &Privacy,
+    keep_result: bool,
+) -> Resolution {
+    if let Some(raw) = error {
         let error = error_parts(raw);
         let message = error.message.unwrap_or_else(|| "JSON-RPC error".to_owned());
         let error = EventError {
             code: error.code,
             message,
-            data: error.data,
+            data: error
+                .data
+                .and_then(|data| privacy.payload(data.get().as_bytes()).json),
         };
         return (Outcome::Error, None, Some(error));
     }
-    let Some(raw) = parts.result else {
+    let Some(raw) = result else {
         return (Outcome::Success, None, None);
     };
-    let result: Option<serde_json::Value> = serde_json::from_str(raw.get()).ok();
-    let (is_error, input_required) = match &result {
-        Some(value) => (
-            value.get("isError").and_then(|e| e.as_bool()) == Some(true),
-            value.get("resultType").and_then(|t| t.as_str()) == Some("input_required"),
-        ),
-        // Too deep to become a value: read the flags without building it.
-        None => result_flags(raw),
+    let (json, flags) = match keep_result {
+        true => {
+            let payload = privacy.payload(raw.as_bytes());
+            let flags = payload.flags.unwrap_or_else(|| result_flags(raw));
+            (payload.json, flags)
+        }
+        false => (None, result_flags(raw)),
     };
+    let (is_error, input_required) = flags;
     if input_required {
-        (Outcome::InputRequired, result, None)
+        (Outcome::InputRequired, json, None)
     } else if is_error {
-        let message = result
-            .as_ref()
-            .and_then(first_text)
-            .unwrap_or_else(|| "the tool reported an error".to_owned());
+        let message = first_text(raw).unwrap_or_else(|| "the tool reported an error".to_owned());
         let error = EventError {
             code: None,
             message,
             data: None,
         };
-        (Outcome::ToolError, result, Some(error))
+        (Outcome::ToolError, json, Some(error))
     } else {
-        (Outcome::Success, result, None)
+        (Outcome::Success, json, None)
     }
-}
-
-/// The first text content block of a tool result.
-fn first_text(result: &serde_json::Value) -> Option<String> {
-    result
-        .get("content")?
-        .as_array()?
-        .iter()
-        .find(|block| block.get("type").and_then(|t| t.as_str()) == Some("text"))?
-        .get("text")?
-        .as_str()
-        .map(String::from)
 }
 
 fn failure(outcome: Outcome, message: &str) -> Resolution {

@@ -6,6 +6,7 @@
 
 pub(crate) mod build;
 pub(crate) mod ids;
+mod raw;
 pub(crate) mod time;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use raw::RawJson;
+
+use crate::delivery::DropReason;
 use crate::identity::UserIdentity;
 
 /// One MCP request (or client notification) as seen by the layer, ready for a sink.
@@ -54,12 +58,13 @@ pub struct Event {
     /// The JSON-RPC id of the request (absent for notifications).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<Value>,
-    /// `params.arguments` of the request, when it had any.
+    /// `params.arguments` of the request, when it had any (within the payload limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arguments: Option<Value>,
-    /// The JSON-RPC `result` of the response, when there was one.
+    pub arguments: Option<RawJson>,
+    /// The JSON-RPC `result` of the response, when there was one (within the payload
+    /// limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    pub result: Option<RawJson>,
     /// What happened; see [`Outcome`].
     pub outcome: Outcome,
     /// True when the request failed: every outcome but [`Outcome::Success`],
@@ -116,6 +121,35 @@ pub struct Event {
     /// Free-form JSON properties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<Value>,
+    /// Why the event must not go out (a hook failed while it was built).
+    #[serde(skip)]
+    pub(crate) unsendable: Option<DropReason>,
+}
+
+impl Event {
+    /// [`arguments`](Event::arguments) as a [`Value`].
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::Event;
+    /// # fn f(event: &Event) {
+    /// let city = event.arguments_value().and_then(|a| a["city"].as_str().map(String::from));
+    /// # }
+    /// ```
+    pub fn arguments_value(&self) -> Option<Value> {
+        self.arguments.as_ref().map(RawJson::to_value)
+    }
+
+    /// [`result`](Event::result) as a [`Value`].
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::Event;
+    /// # fn f(event: &Event) {
+    /// let is_error = event.result_value().is_some_and(|r| r["isError"] == true);
+    /// # }
+    /// ```
+    pub fn result_value(&self) -> Option<Value> {
+        self.result.as_ref().map(RawJson::to_value)
+    }
 }
 
 /// How a request ended.
@@ -217,7 +251,7 @@ pub struct EventError {
     pub code: Option<i64>,
     /// A human-readable message.
     pub message: String,
-    /// The JSON-RPC error's `data`, when present.
+    /// The JSON-RPC error's `data`, when present (within the payload limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<RawJson>,
 }

@@ -1,15 +1,21 @@
 //! Privacy and payload control: what of a request may leave the process, and how big.
 //!
-//! Owns the worker's last stage before batching. In order: payload capture (arguments and
-//! results on or off, per-tool exclusions), tag validation, sanitising binary content,
-//! the `redact_event` hook (which may change or drop the event), the `redact` hook over
-//! every string of arguments, results, errors and user data, truncation, and fitting the
-//! serialised event under its cap. A hook that panics drops the event (it is never sent
-//! unredacted) and the loss is counted. Never runs on the request path; the request-path
+//! Owns two stages of the worker. When an event is built, each captured payload
+//! (arguments, result, error data; per-tool exclusions and the capture settings decide
+//! which) goes through [`Privacy::payload`]: one streaming pass from its bytes to its final
+//! JSON that sanitises binary content, applies the `redact` hook to every string, and
+//! cuts to the string, depth, item and event limits (`transcode`). Before batching,
+//! [`Privacy::apply`] validates tags, runs the `redact_event` hook (which may change or
+//! drop the event; with it, the first pass only sanitises and redaction and limits run
+//! after the hook, so that the hook sees payloads whole), redacts and bounds what the
+//! server's own hooks gave (user data, properties), and [`Privacy::serialize`] fits the
+//! event under its cap. A hook that panics drops the event (it is never sent unredacted)
+//! and the loss is counted. Never runs on the request path; the request-path
 //! side of privacy is what is captured at all: no headers unless named, sensitive ones
 //! masked unless forced, never query strings or cookies.
 
 mod sanitize;
+mod transcode;
 mod truncate;
 
 use std::collections::{BTreeMap, HashSet};
@@ -20,11 +26,13 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use transcode::{Failure, Pass, transcode};
+
 pub use truncate::PayloadLimits;
 pub(crate) use truncate::removed;
 
 use crate::delivery::DropReason;
-use crate::event::Event;
+use crate::event::{Event, RawJson};
 
 /// The signature of a `redact` hook: a replacement for a string, or `None` to keep it.
 pub(crate) type RedactFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -76,22 +84,103 @@ const MAX_TAGS: usize = 50;
 /// Longest system string (names, ids, messages) once an event must shrink to fit.
 const SYSTEM_STRING_BYTES: usize = 1024;
 
+/// Which payloads of an event are captured at all.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Captures {
+    pub(crate) arguments: bool,
+    pub(crate) result: bool,
+}
+
+/// A payload after the first pass.
+pub(crate) struct Payload {
+    /// What the event carries (`None` when the payload was not JSON).
+    pub(crate) json: Option<RawJson>,
+    /// `(isError, input_required)` of a result, when the pass read them.
+    pub(crate) flags: Option<(bool, bool)>,
+}
+
+/// How many times the event cap a payload may grow to before a `redact_event` hook sees
+/// it (the limits cut it down after the hook).
+const UNCUT_BUDGET: usize = 16;
+
 impl Privacy {
-    /// Makes an event safe and bounded, or says why it must be dropped.
-    pub(crate) fn apply(&self, mut event: Event) -> Result<Event, DropReason> {
+    /// Which payloads of this event are captured (settings and per-tool exclusions).
+    pub(crate) fn captures(&self, event: &Event) -> Captures {
         let excluded = event.method == "tools/call"
             && event
                 .resource_name
                 .as_ref()
                 .is_some_and(|name| self.excluded_tools.contains(name));
-        if !self.capture_arguments || excluded {
-            event.arguments = None;
+        Captures {
+            arguments: self.capture_arguments && !excluded,
+            result: self.capture_results && !excluded,
         }
-        if !self.capture_results || excluded {
-            event.result = None;
+    }
+
+    /// The first (usually only) pass over a captured payload: sanitised, redacted, cut to
+    /// the limits, in one read of its bytes. With a `redact_event` hook the pass only
+    /// sanitises, so that the hook sees payloads as before; [`Privacy::apply`] redacts and
+    /// cuts after it. A payload longer than an event may be stands as a size marker.
+    pub(crate) fn payload(&self, raw: &[u8]) -> Payload {
+        let pass = match self.redact_event {
+            Some(_) => Pass {
+                limits: &self.limits,
+                sanitize: true,
+                redact: None,
+                cut: false,
+                budget: self.limits.event_bytes.saturating_mul(UNCUT_BUDGET),
+            },
+            None => Pass {
+                limits: &self.limits,
+                sanitize: true,
+                redact: self.redact.as_deref(),
+                cut: true,
+                budget: self.limits.event_bytes,
+            },
+        };
+        match transcode(raw, &pass) {
+            Ok(done) => Payload {
+                json: Some(RawJson::from_raw(done.json)),
+                flags: Some((done.is_error, done.input_required)),
+            },
+            Err(Failure::OverBudget) => Payload {
+                json: removed(raw.len()),
+                flags: None,
+            },
+            Err(Failure::Invalid) => Payload {
+                json: None,
+                flags: None,
+            },
+        }
+    }
+
+    /// The pass after a `redact_event` hook: redacted and cut to the limits.
+    fn after_hook(&self, payload: &mut Option<RawJson>) {
+        let Some(json) = payload.take() else {
+            return;
+        };
+        let pass = Pass {
+            limits: &self.limits,
+            sanitize: false,
+            redact: self.redact.as_deref(),
+            cut: true,
+            budget: self.limits.event_bytes,
+        };
+        *payload = match transcode(json.get().as_bytes(), &pass) {
+            Ok(done) => Some(RawJson::from_raw(done.json)),
+            Err(_) => removed(json.len()),
+        };
+    }
+
+    /// Makes an event safe and bounded, or says why it must be dropped. Its payloads were
+    /// transcoded when it was built; this stage handles what the server's own hooks gave
+    /// (user data, properties, tags) and the `redact_event` hook.
+    pub(crate) fn apply(&self, mut event: Event) -> Result<Event, DropReason> {
+        if let Some(reason) = event.unsendable {
+            return Err(reason);
         }
         self.validate_tags(&mut event.tags);
-        for value in payloads(&mut event) {
+        for value in own_values(&mut event) {
             sanitize::sanitize(value);
         }
         if let Some(hook) = &self.redact_event {
@@ -104,62 +193,79 @@ impl Privacy {
                 }
             }
         }
-        if let Some(hook) = &self.redact {
-            let redacted = catch_unwind(AssertUnwindSafe(|| {
-                for value in redactable(&mut event) {
-                    redact_strings(value, &**hook);
+        let hooked = self.redact_event.is_some();
+        let redacted = catch_unwind(AssertUnwindSafe(|| {
+            if hooked {
+                self.after_hook(&mut event.arguments);
+                self.after_hook(&mut event.result);
+                if let Some(error) = &mut event.error {
+                    self.after_hook(&mut error.data);
                 }
-                if let Some(error) = &mut event.error
-                    && let Some(replacement) = hook(&error.message)
-                {
-                    error.message = replacement;
-                }
-                if let Some(user) = &mut event.user
-                    && let Some(name) = &mut user.name
+            }
+            let Some(hook) = &self.redact else {
+                return;
+            };
+            if let Some(error) = &mut event.error
+                && let Some(replacement) = hook(&error.message)
+            {
+                error.message = replacement;
+            }
+            if let Some(user) = &mut event.user {
+                if let Some(name) = &mut user.name
                     && let Some(replacement) = hook(name)
                 {
                     *name = replacement;
                 }
-            }));
-            if redacted.is_err() {
-                tracing::warn!("mcp analytics redact hook panicked; event dropped");
-                return Err(DropReason::RedactionFailed);
+                if let Some(data) = &mut user.data {
+                    redact_strings(data, &**hook);
+                }
             }
+        }));
+        if redacted.is_err() {
+            tracing::warn!("mcp analytics redact hook panicked; event dropped");
+            return Err(DropReason::RedactionFailed);
         }
-        for value in payloads(&mut event) {
+        for value in own_values(&mut event) {
             truncate::truncate(value, &self.limits);
         }
         Ok(event)
     }
 
-    /// Serialises an event within the event cap, removing payloads (largest first:
-    /// result, arguments, error data, user data, properties) and then cutting system
-    /// strings until it fits.
-    pub(crate) fn serialize(&self, mut event: Event) -> Option<(Event, Box<RawValue>)> {
+    /// Serialises an event within the event cap, removing payloads (result, arguments,
+    /// error data, user data, properties, in that order) until it fits, and then cutting
+    /// system strings.
+    pub(crate) fn serialize(&self, mut event: Event) -> Option<Box<RawValue>> {
         let cap = self.limits.event_bytes;
-        let mut json = serde_json::value::to_raw_value(&event).ok()?;
-        let mut step = 0;
-        while json.get().len() > cap && step < 6 {
-            match step {
-                0 => shrink(&mut event.result),
-                1 => shrink(&mut event.arguments),
-                2 => {
-                    if let Some(error) = &mut event.error {
-                        shrink(&mut error.data);
-                    }
-                }
-                3 => {
-                    if let Some(user) = &mut event.user {
-                        shrink(&mut user.data);
-                    }
-                }
-                4 => shrink(&mut event.properties),
-                _ => cut_system_strings(&mut event),
-            }
-            step += 1;
-            json = serde_json::value::to_raw_value(&event).ok()?;
+        let json = serde_json::value::to_raw_value(&event).ok()?;
+        let mut size = json.get().len();
+        if size <= cap {
+            return Some(json);
         }
-        Some((event, json))
+        // Payload sizes are known: work out what to remove, then serialise once more.
+        for step in 0..5 {
+            if size <= cap {
+                break;
+            }
+            size = match step {
+                0 => shrink(&mut event.result, size),
+                1 => shrink(&mut event.arguments, size),
+                2 => match &mut event.error {
+                    Some(error) => shrink(&mut error.data, size),
+                    None => size,
+                },
+                3 => match &mut event.user {
+                    Some(user) => shrink_value(&mut user.data, size),
+                    None => size,
+                },
+                _ => shrink_value(&mut event.properties, size),
+            };
+        }
+        let json = serde_json::value::to_raw_value(&event).ok()?;
+        if json.get().len() <= cap {
+            return Some(json);
+        }
+        cut_system_strings(&mut event);
+        serde_json::value::to_raw_value(&event).ok()
     }
 
     fn validate_tags(&self, tags: &mut BTreeMap<String, String>) {
@@ -190,33 +296,10 @@ fn valid_tag(key: &str, value: &str) -> bool {
         && !value.contains(['\n', '\r'])
 }
 
-/// The JSON payloads of an event.
-fn payloads(event: &mut Event) -> impl Iterator<Item = &mut Value> {
-    let error_data = event.error.as_mut().and_then(|e| e.data.as_mut());
+/// The JSON values the server's own hooks gave (user data, properties).
+fn own_values(event: &mut Event) -> impl Iterator<Item = &mut Value> {
     let user_data = event.user.as_mut().and_then(|u| u.data.as_mut());
-    [
-        event.arguments.as_mut(),
-        event.result.as_mut(),
-        error_data,
-        user_data,
-        event.properties.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-}
-
-/// The payloads the `redact` hook sees (all but the server's own `properties`).
-fn redactable(event: &mut Event) -> impl Iterator<Item = &mut Value> {
-    let error_data = event.error.as_mut().and_then(|e| e.data.as_mut());
-    let user_data = event.user.as_mut().and_then(|u| u.data.as_mut());
-    [
-        event.arguments.as_mut(),
-        event.result.as_mut(),
-        error_data,
-        user_data,
-    ]
-    .into_iter()
-    .flatten()
+    [user_data, event.properties.as_mut()].into_iter().flatten()
 }
 
 /// Applies `hook` to every string value at every depth (object keys are left alone).
@@ -233,17 +316,36 @@ fn redact_strings(value: &mut Value, hook: &dyn Fn(&str) -> Option<String>) {
     }
 }
 
-/// Replaces a payload by a marker giving its serialised size.
-fn shrink(payload: &mut Option<Value>) {
-    if let Some(value) = payload.take() {
-        let bytes = serde_json::to_vec(&value).map_or(0, |v| v.len());
-        *payload = Some(removed(bytes));
-    }
+/// Replaces a payload by a marker giving its size; the event's new size.
+fn shrink(payload: &mut Option<RawJson>, size: usize) -> usize {
+    let Some(json) = payload.take() else {
+        return size;
+    };
+    *payload = removed(json.len());
+    let marker = payload.as_ref().map_or(0, RawJson::len);
+    size.saturating_sub(json.len()) + marker
+}
+
+/// [`shrink`] for a value the server's hooks gave.
+fn shrink_value(payload: &mut Option<Value>, size: usize) -> usize {
+    let Some(value) = payload.take() else {
+        return size;
+    };
+    let bytes = serde_json::to_vec(&value).map_or(0, |v| v.len());
+    let marker = serde_json::json!({ "_truncated": { "bytes": bytes } });
+    let marker_bytes = serde_json::to_vec(&marker).map_or(0, |v| v.len());
+    *payload = Some(marker);
+    size.saturating_sub(bytes) + marker_bytes
 }
 
 fn cut_system_strings(event: &mut Event) {
     let cut = |text: &mut String| truncate::truncate_string(text, SYSTEM_STRING_BYTES);
+    if let Some(Value::String(id)) = &mut event.request_id {
+        cut(id);
+    }
     for text in [
+        Some(&mut event.method),
+        Some(&mut event.event_type),
         event.resource_name.as_mut(),
         event.protocol_version.as_mut(),
         event.client_name.as_mut(),

@@ -35,7 +35,7 @@ pub(crate) fn sanitize(value: &mut Value) {
     }
 }
 
-fn marker(what: &str, bytes: usize) -> String {
+pub(crate) fn marker(what: &str, bytes: usize) -> String {
     format!("[{what} removed: {bytes} bytes]")
 }
 
@@ -46,7 +46,7 @@ fn marker(what: &str, bytes: usize) -> String {
 /// first bytes anyway (truncation), so those, plus its end, are what decides. The check
 /// runs over whole blocks of bytes without branching on each one (the compiler turns the
 /// block loop into vector instructions).
-fn looks_like_base64(text: &str) -> bool {
+pub(crate) fn looks_like_base64(text: &str) -> bool {
     let bytes = text.as_bytes();
     let body = text.trim_end_matches('=').as_bytes();
     if bytes.len() - body.len() > 2 {

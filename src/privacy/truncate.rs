@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::event::RawJson;
+
 /// The caps payloads are cut down to.
 ///
 /// ```
@@ -101,9 +103,23 @@ pub(crate) fn truncate_string(text: &mut String, max: usize) {
     text.push_str(&marker);
 }
 
-/// What stands in for a payload removed to fit an event under its cap.
-pub(crate) fn removed(bytes: usize) -> Value {
-    serde_json::json!({ "_truncated": { "bytes": bytes } })
+/// `text` cut to at most `max` bytes (marker included) at a character boundary.
+pub(crate) fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let marker = format!("…[truncated: {} bytes]", text.len());
+    let mut end = max.saturating_sub(marker.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}{marker}", &text[..end]))
+}
+
+/// What stands in for a payload removed to fit an event under its cap, or too large to
+/// read: `{"_truncated":{"bytes":N}}`.
+pub(crate) fn removed(bytes: usize) -> Option<RawJson> {
+    RawJson::from_json(format!(r#"{{"_truncated":{{"bytes":{bytes}}}}}"#)).ok()
 }
 
 #[cfg(test)]

@@ -18,7 +18,10 @@ use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::mcp;
-use super::wire::{Text, WireError, WireMessage, WireMeta, WireParams, WireReply, WireResultFlags};
+use super::wire::{
+    Text, WireContentList, WireError, WireMessage, WireMeta, WireParams, WireReply,
+    WireResultFlags, WireTextBlock,
+};
 
 /// A JSON-RPC id, normalised so that a response can be matched to its request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -213,10 +216,17 @@ pub(crate) enum ServerMessage {
 }
 
 /// Reads a server payload (one message, or a batch array) shallowly, calling `each` with
-/// every message's own bytes and what it is. Malformed payloads call nothing.
-pub(crate) fn for_each_server_message(payload: &[u8], mut each: impl FnMut(&[u8], ServerMessage)) {
+/// every message's own bytes, what it is, and (for a response) where its `result` and
+/// `error` are. Malformed payloads call nothing.
+pub(crate) fn for_each_server_message(
+    payload: &[u8],
+    mut each: impl FnMut(&[u8], ServerMessage, ResponseParts<'_>),
+) {
     let Some(first) = payload.iter().find(|b| !b.is_ascii_whitespace()) else {
         return;
+    };
+    let mut one = |bytes: &[u8], wire: &WireReply<'_>| {
+        each(bytes, server_message(wire), response_parts(wire));
     };
     if *first == b'[' {
         let Ok(items) = serde_json::from_slice::<Vec<&RawValue>>(payload) else {
@@ -224,11 +234,19 @@ pub(crate) fn for_each_server_message(payload: &[u8], mut each: impl FnMut(&[u8]
         };
         for raw in items {
             if let Ok(wire) = serde_json::from_str::<WireReply<'_>>(raw.get()) {
-                each(raw.get().as_bytes(), server_message(&wire));
+                one(raw.get().as_bytes(), &wire);
             }
         }
     } else if let Ok(wire) = serde_json::from_slice::<WireReply<'_>>(payload) {
-        each(payload, server_message(&wire));
+        one(payload, &wire);
+    }
+}
+
+/// A response's `result` (a `null` one is none) and `error`.
+fn response_parts<'a>(wire: &WireReply<'a>) -> ResponseParts<'a> {
+    ResponseParts {
+        result: wire.result.filter(|raw| raw.get() != "null"),
+        error: wire.error,
     }
 }
 
@@ -254,7 +272,7 @@ fn server_message(wire: &WireReply<'_>) -> ServerMessage {
 }
 
 /// The response to one request, found in a server payload.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ResponseParts<'a> {
     pub(crate) result: Option<&'a RawValue>,
     pub(crate) error: Option<&'a RawValue>,
@@ -285,10 +303,7 @@ impl<'a> Responses<'a> {
             if wire.method.is_some() || (wire.result.is_none() && wire.error.is_none()) {
                 return;
             }
-            let parts = ResponseParts {
-                result: wire.result.filter(|raw| raw.get() != "null"),
-                error: wire.error,
-            };
+            let parts = response_parts(&wire);
             responses.first.get_or_insert(parts);
             match wire.id.and_then(RequestId::from_raw) {
                 Some(id) => responses.answers.push((id, parts)),
@@ -347,8 +362,8 @@ impl<'a> Responses<'a> {
 
 /// Reads `isError` and `resultType == "input_required"` from a raw result without
 /// building it (for results too deep to become a value).
-pub(crate) fn result_flags(result: &RawValue) -> (bool, bool) {
-    let flags = serde_json::from_str::<WireResultFlags<'_>>(result.get()).unwrap_or_default();
+pub(crate) fn result_flags(result: &str) -> (bool, bool) {
+    let flags = serde_json::from_str::<WireResultFlags<'_>>(result).unwrap_or_default();
     let is_error = flags.is_error.is_some_and(|raw| raw.get() == "true");
     let input_required =
         flags.result_type.as_ref().and_then(Text::as_str) == Some("input_required");
@@ -356,22 +371,33 @@ pub(crate) fn result_flags(result: &RawValue) -> (bool, bool) {
 }
 
 /// A JSON-RPC error object, leniently read.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct ErrorParts {
+#[derive(Debug, Default)]
+pub(crate) struct ErrorParts<'a> {
     pub(crate) code: Option<i64>,
     pub(crate) message: Option<String>,
-    pub(crate) data: Option<serde_json::Value>,
+    pub(crate) data: Option<&'a RawValue>,
 }
 
-pub(crate) fn error_parts(error: &RawValue) -> ErrorParts {
-    let wire = serde_json::from_str::<WireError<'_>>(error.get()).unwrap_or_default();
+pub(crate) fn error_parts(error: &str) -> ErrorParts<'_> {
+    let wire = serde_json::from_str::<WireError<'_>>(error).unwrap_or_default();
     ErrorParts {
         code: wire.code.and_then(|raw| raw.get().parse().ok()),
         message: wire.message.and_then(|t| t.0).map(String::from),
-        data: wire
-            .data
-            .and_then(|raw| serde_json::from_str(raw.get()).ok()),
+        data: wire.data.filter(|raw| raw.get() != "null"),
     }
+}
+
+/// The text of a tool result's first `text` content block.
+pub(crate) fn first_text(result: &str) -> Option<String> {
+    let wire = serde_json::from_str::<WireContentList<'_>>(result).ok()?;
+    let blocks = serde_json::from_str::<Vec<&RawValue>>(wire.content?.get()).ok()?;
+    blocks.into_iter().find_map(|block| {
+        let block = serde_json::from_str::<WireTextBlock<'_>>(block.get()).ok()?;
+        match block.kind.as_ref().and_then(Text::as_str) {
+            Some("text") => block.text.and_then(|t| t.0).map(String::from),
+            _ => None,
+        }
+    })
 }
 
 /// A batch array read up to a cap; the entries past it are skipped and counted.
@@ -528,7 +554,7 @@ mod tests {
         let found = responses.get(Some(&RequestId::Int(3))).expect("found");
         let result = found.result.expect("result");
         assert_eq!(result.get(), r#"{"content":[],"isError":true}"#);
-        assert_eq!(result_flags(result), (true, false));
+        assert_eq!(result_flags(result.get()), (true, false));
         assert!(responses.get(Some(&RequestId::Int(4))).is_none());
         assert!(
             responses.get(None).is_some(),
@@ -538,11 +564,14 @@ mod tests {
         let batch = br#"[{"id":1,"result":{"resultType":"input_required"}},{"id":2,"error":{"code":-32601,"message":"nope"}},{"id":2,"result":{}}]"#;
         let responses = Responses::read(batch);
         let second = responses.get(Some(&RequestId::Int(2))).expect("found");
-        let error = error_parts(second.error.expect("the first answer for an id wins"));
+        let error = error_parts(second.error.expect("the first answer for an id wins").get());
         assert_eq!(error.code, Some(-32601));
         assert_eq!(error.message.as_deref(), Some("nope"));
         let first = responses.get(Some(&RequestId::Int(1))).expect("found");
-        assert_eq!(result_flags(first.result.expect("result")), (false, true));
+        assert_eq!(
+            result_flags(first.result.expect("result").get()),
+            (false, true)
+        );
 
         let unattributed =
             br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"parse"}}"#;
@@ -585,7 +614,7 @@ mod tests {
                 {"method":"notifications/message","params":{"level":"info","data":"x"}},
                 {"id":1,"method":"sampling/createMessage","params":{}},
                 {"id":"r","result":{}}]"#,
-            |_, msg| seen.push(msg),
+            |_, msg, _| seen.push(msg),
         );
         assert_eq!(
             seen,

@@ -129,6 +129,21 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// A tool result's content blocks.
+    struct WireContentList<'a> {
+        content: &'a RawValue = "content",
+    }
+}
+
+wire_struct! {
+    /// A content block, for its text.
+    struct WireTextBlock<'a> {
+        kind: Text<'a> = "type",
+        text: Text<'a> = "text",
+    }
+}
+
+wire_struct! {
     /// The fields of a result that decide its outcome.
     struct WireResultFlags<'a> {
         is_error: &'a RawValue = "isError",

@@ -97,7 +97,7 @@ impl MemorySink {
 
 impl Sink for MemorySink {
     fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
-        self.lock().extend_from_slice(batch.events());
+        self.lock().extend(batch.events());
         self.inner.arrived.notify_waiters();
         Box::pin(std::future::ready(Ok::<(), SinkError>(())))
     }
