@@ -18,6 +18,7 @@ use crate::identity::UserIdentity;
 use crate::protocol::jsonrpc::{
     ClientMessage, MessageKind, RequestId, ServerMessage, for_each_server_message,
 };
+use crate::retention::Reserved;
 
 /// Request-level facts shared by the calls of one HTTP request.
 #[derive(Debug)]
@@ -29,8 +30,13 @@ pub(crate) struct RequestInfo {
     /// Raw `Mcp-Session-Id` header; only a derived id ever leaves the process.
     pub(crate) mcp_session: Option<Box<str>>,
     pub(crate) batch: bool,
-    /// Bytes of the captured request body the calls' arguments point into.
+    /// The server refused this batch as a whole (an error status): its size. One event
+    /// stands for it.
+    pub(crate) rejected_batch: Option<usize>,
+    /// Bytes of request data the calls keep (their arguments).
     pub(crate) body_len: usize,
+    /// The share of the in-flight budget those arguments hold, until the hand-off.
+    pub(crate) reserved: Option<Reserved>,
     /// What the `identify` hook returned.
     pub(crate) user: Option<UserIdentity>,
     /// What the `session_key` hook returned.
@@ -169,6 +175,12 @@ impl Exchange {
         self.response_kind = Some(kind);
         let elapsed = self.info.started.elapsed();
         let ok = status.is_success();
+        // A batch refused with an error status was not read entry by entry (e.g. a 415 from
+        // a server that takes no batches): one event, for its first entry, stands for it.
+        if self.info.batch && !ok && self.calls.len() > 1 {
+            self.info.rejected_batch = Some(self.calls.len());
+            self.calls.truncate(1);
+        }
         let readable = matches!(kind, ResponseKind::Json | ResponseKind::Sse);
         for call in self.calls.iter_mut().filter(|c| c.end.is_none()) {
             let end = match call.message.kind {
@@ -255,6 +267,8 @@ impl Exchange {
         let Some(recorder) = self.recorder.take() else {
             return;
         };
+        // From here on the queue's bounds account for the arguments.
+        self.info.reserved = None;
         recorder.record(Finished {
             info: std::mem::replace(
                 &mut self.info,
@@ -287,7 +301,9 @@ impl RequestInfo {
             protocol_version: None,
             mcp_session: None,
             batch: false,
+            rejected_batch: None,
             body_len: 0,
+            reserved: None,
             user: None,
             session_key: None,
             user_agent: None,

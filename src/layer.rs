@@ -21,6 +21,7 @@ use crate::event::Event;
 use crate::hooks::Hooks;
 use crate::identity::{RequestView, UserIdentity};
 use crate::privacy::{MASK, PayloadLimits, Privacy, SENSITIVE_HEADERS};
+use crate::retention::Retention;
 use crate::service::AnalyticsService;
 use crate::session::{GuardedStore, MemorySessionStore, SessionMode, SessionStore, Sessions};
 use crate::sink::{JsonLinesSink, Sink};
@@ -43,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) hooks: Hooks,
+    /// What calls in flight may keep of their requests.
+    pub(crate) retention: Retention,
     /// Headers to copy into events, and whether each is forced past the sensitive mask.
     captured_headers: Vec<(HeaderName, bool)>,
     clock: Option<Clock>,
@@ -222,6 +225,8 @@ impl std::fmt::Debug for AnalyticsLayer {
 
 /// Default `max_calls_per_request`.
 pub(crate) const DEFAULT_MAX_CALLS_PER_REQUEST: usize = 100;
+/// Default `in_flight_bytes`.
+pub(crate) const DEFAULT_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Default `queue_bytes`.
 pub(crate) const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Default `batch_size`.
@@ -262,6 +267,7 @@ pub struct AnalyticsLayerBuilder {
     captured_headers: Vec<(HeaderName, bool)>,
     capture_limit: usize,
     response_capture_limit: usize,
+    in_flight_bytes: usize,
     max_calls_per_request: usize,
     queue_capacity: usize,
     queue_bytes: usize,
@@ -287,6 +293,7 @@ impl Default for AnalyticsLayerBuilder {
             captured_headers: Vec::new(),
             capture_limit: DEFAULT_CAPTURE_LIMIT,
             response_capture_limit: DEFAULT_CAPTURE_LIMIT,
+            in_flight_bytes: DEFAULT_IN_FLIGHT_BYTES,
             max_calls_per_request: DEFAULT_MAX_CALLS_PER_REQUEST,
             queue_capacity: 10_000,
             queue_bytes: DEFAULT_QUEUE_BYTES,
@@ -676,6 +683,23 @@ impl AnalyticsLayerBuilder {
         self
     }
 
+    /// Most bytes of request arguments that calls in flight keep for their events
+    /// (default 8 MiB), whatever the number of calls. Arguments up to 4 KiB are copied and
+    /// always kept; larger ones are kept while the budget lasts, and past it the event
+    /// carries a size marker (`{"_truncated":{"bytes":N}}`) instead, counted in
+    /// `stats().payloads_withheld`. Only what is kept counts: the request itself goes to
+    /// the server untouched.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().in_flight_bytes(32 << 20).build();
+    /// # }
+    /// ```
+    pub fn in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.in_flight_bytes = bytes;
+        self
+    }
+
     /// Most events waiting between the request path and the worker (default 10,000);
     /// the worker itself also holds at most this many (batched, in flight, awaiting a
     /// retry). Past it new events are dropped and counted as `queue_full`.
@@ -850,6 +874,7 @@ impl AnalyticsLayerBuilder {
                 },
                 recorder,
                 hooks: self.hooks,
+                retention: Retention::new(self.in_flight_bytes),
                 captured_headers: self.captured_headers,
                 clock: self.clock,
                 worker: Mutex::new(worker),

@@ -57,6 +57,7 @@ pub mod identity;
 mod layer;
 mod privacy;
 mod protocol;
+mod retention;
 mod service;
 mod session;
 pub mod sink;

@@ -26,6 +26,7 @@ use crate::identity::RequestView;
 use crate::layer::{AnalyticsLayer, Shared};
 use crate::protocol::jsonrpc::{ClientMessage, parse_client_body};
 use crate::protocol::mcp;
+use crate::retention::{COPY_AT_MOST, Reserved};
 
 /// The service [`AnalyticsLayer`] wraps around an MCP HTTP service.
 ///
@@ -301,13 +302,11 @@ where
                             None
                         } else {
                             self.info.batch = parsed.batch;
-                            self.info.body_len = body.len();
-                            Some(open_exchange(
-                                shared,
-                                self.info,
-                                &self.parts,
-                                parsed.messages,
-                            ))
+                            let mut messages = parsed.messages;
+                            let (kept, reserved) = retain(&mut messages, shared);
+                            self.info.body_len = kept;
+                            self.info.reserved = reserved;
+                            Some(open_exchange(shared, self.info, &self.parts, messages))
                         }
                     }
                     None => header_exchange(shared, self.info, &self.parts, self.from_headers),
@@ -328,6 +327,42 @@ where
         let future = self.service.call(Request::from_parts(self.parts, body));
         (future, exchange)
     }
+}
+
+/// Keeps of each call's arguments only what the budget for calls in flight allows: small
+/// ones are copied out of the body (which may share a much larger buffer), large ones are
+/// kept while the budget lasts and withheld past it (counted). Returns the bytes kept and
+/// their reservation.
+fn retain(messages: &mut [ClientMessage], shared: &Shared) -> (usize, Option<Reserved>) {
+    let mut kept = 0;
+    let mut reserved: Option<Reserved> = None;
+    for message in messages {
+        let Some(arguments) = &message.arguments else {
+            continue;
+        };
+        let len = arguments.len();
+        if len <= COPY_AT_MOST {
+            let copy = Bytes::copy_from_slice(arguments);
+            message.arguments = Some(copy);
+            kept += len;
+            continue;
+        }
+        match shared.retention.reserve(len) {
+            Some(more) => {
+                kept += len;
+                match &mut reserved {
+                    Some(held) => held.absorb(more),
+                    None => reserved = Some(more),
+                }
+            }
+            None => {
+                message.arguments = None;
+                message.withheld = Some(len);
+                shared.recorder.counters().payload_withheld();
+            }
+        }
+    }
+    (kept, reserved)
 }
 
 /// An exchange for a request whose body was not read: its call comes from the

@@ -19,8 +19,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{
-    AnalyticsLayer, AnalyticsLayerBuilder, MemorySink, ObservedBody, Outcome, RawJson, ReplayBody,
-    ResponseKind, Stats,
+    AnalyticsLayer, AnalyticsLayerBuilder, MemorySink, ObservedBody, Outcome, PayloadLimits,
+    RawJson, ReplayBody, ResponseKind, Stats,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -1502,4 +1502,152 @@ fn a_layer_built_outside_a_runtime_still_delivers() {
         layer2.flush().await;
         assert_eq!(sink.events().len(), 2);
     });
+}
+
+/// The event cap holds for system fields too: a 3 MiB string id or method still makes an
+/// event within 100 KiB, with the strings cut and marked.
+#[tokio::test]
+async fn huge_ids_and_methods_are_cut_to_fit_the_event_cap() {
+    let sink = MemorySink::new();
+    let analytics = layer(&sink, |b| b);
+    let seen = Seen::default();
+    let svc = service(&analytics, &seen, |_| {
+        Ok(json_response(
+            200,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        ))
+    });
+    let id = "i".repeat(3 << 20);
+    let method = "m".repeat(3 << 20);
+    let bodies = [
+        format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"echo"}}}}"#
+        ),
+        format!(r#"{{"jsonrpc":"2.0","id":2,"method":"{method}"}}"#),
+    ];
+    for body in &bodies {
+        let (status, _, _) = send(&svc, post_json(body.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    analytics.flush().await;
+    let events = sink.events();
+    assert_eq!(events.len(), 2, "{:?}", analytics.stats());
+    for event in &events {
+        let json = serde_json::to_string(event).expect("serialises");
+        assert!(
+            json.len() <= PayloadLimits::default().event_bytes,
+            "{} bytes",
+            json.len()
+        );
+    }
+    let cut_id = events[0]
+        .request_id
+        .as_ref()
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    assert!(
+        cut_id.starts_with("iii") && cut_id.ends_with(&format!("[truncated: {} bytes]", 3 << 20))
+    );
+    assert!(events[1].method.starts_with("mmm") && events[1].method.contains("[truncated:"));
+}
+
+/// A batch the server refuses as a whole (an error status, e.g. 415 from a server that
+/// takes no batches) is one `http_error` event, not one per entry.
+#[tokio::test]
+async fn a_batch_refused_as_a_whole_is_one_event() {
+    let sink = MemorySink::new();
+    let analytics = layer(&sink, |b| b);
+    let seen = Seen::default();
+    let svc = service(&analytics, &seen, |_| {
+        Ok(json_response(
+            415,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batches are not supported"}}"#,
+        ))
+    });
+    let entries: Vec<String> = (0..100)
+        .map(|n| tools_call(n, "add", r#"{"a":1}"#))
+        .collect();
+    let (status, _, _) = send(&svc, post_json(format!("[{}]", entries.join(",")))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let svc = service(&analytics, &seen, |_| Ok(json_response(415, "not json")));
+    send(&svc, post_json(format!("[{}]", entries[..3].join(",")))).await;
+    analytics.flush().await;
+    let events = sink.events();
+    let stats = analytics.stats();
+    assert_eq!(events.len(), 2, "{stats:?}");
+    assert_eq!(stats.recorded, 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.batch && e.method == "tools/call" && e.is_error)
+    );
+    assert_eq!(events[0].outcome, Outcome::Error);
+    let message = |n: usize| {
+        events[n]
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        message(0).contains("a batch of 100 messages, refused as a whole"),
+        "{}",
+        message(0)
+    );
+    assert_eq!(events[1].outcome, Outcome::HttpError);
+    assert!(message(1).starts_with("HTTP 415"), "{}", message(1));
+    assert!(message(1).contains("a batch of 3 messages"));
+}
+
+/// What calls in flight keep of their requests is bounded by `in_flight_bytes`: past it,
+/// large arguments become size markers (counted), and the server still gets every byte.
+#[tokio::test]
+async fn large_arguments_past_the_in_flight_budget_become_size_markers() {
+    let sink = MemorySink::new();
+    let analytics = layer(&sink, |b| b.in_flight_bytes(1 << 20));
+    let seen = Seen::default();
+    let gate = Arc::new(Semaphore::new(0));
+    let svc = service(&analytics, &seen, |_| {
+        Ok(json_response(
+            200,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+        ))
+    });
+    // Three calls of 600 KiB in flight at once: the first fits the 1 MiB budget.
+    let big = format!(r#"{{"text":"{}"}}"#, "word ".repeat(120 * 1024));
+    let bodies: Vec<String> = (1..=3).map(|n| tools_call(n, "echo", &big)).collect();
+    let call = |body: &String| {
+        let svc = svc.clone();
+        let request = post_json(body.clone());
+        let gate = Arc::clone(&gate);
+        async move {
+            let mut response = svc.oneshot(request).await.expect("answer");
+            // Hold the answer (and the call) open until every request was read.
+            let _permit = gate.acquire().await;
+            while response.body_mut().frame().await.is_some() {}
+        }
+    };
+    let open = async {
+        while seen.lock().unwrap().len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(3);
+    };
+    tokio::join!(call(&bodies[0]), call(&bodies[1]), call(&bodies[2]), open);
+    analytics.flush().await;
+    let events = sink.events();
+    assert_eq!(events.len(), 3);
+    let markers = events
+        .iter()
+        .filter(|e| {
+            e.arguments
+                .as_ref()
+                .is_some_and(|a| a.get().starts_with(r#"{"_truncated""#))
+        })
+        .count();
+    assert_eq!(markers, 2, "{events:?}");
+    assert_eq!(analytics.stats().payloads_withheld, 2);
+    for (n, body) in bodies.iter().enumerate() {
+        assert_eq!(data_of(&seen.lock().unwrap()[n]).len(), body.len());
+    }
 }

@@ -476,7 +476,8 @@ fn stateless_steps() -> Vec<Step> {
                 call(10, "echo", json!({ "text": "b1" }), None),
                 call(11, "add", json!({ "a": 1, "b": 2 }), None)
             ]),
-            2,
+            // rmcp refuses the batch as a whole (415): one event stands for it.
+            1,
         ),
         Step::post(
             "wrong content type",
@@ -571,17 +572,18 @@ async fn stateless_transparency(mode: Mode, setup: Setup) {
         find(&events, 8).http_status,
         Some(status_of("2026-07-28 without Mcp-Method"))
     );
-    // rmcp 3.9 speaks 2025-11-25, which has no batches: whatever it answered,
-    // both entries are in the events, marked as a batch.
-    for id in [10, 11] {
-        let event = find(&events, id);
-        assert!(event.batch, "{event:?}");
-        assert_eq!(
-            event.http_status,
-            Some(status_of("batch array")),
-            "{event:?}"
-        );
-    }
+    // rmcp speaks 2025-11-25, which has no batches: it refuses the whole array, and one
+    // event, for its first entry and marked as a batch, says so.
+    let refused = find(&events, 10);
+    assert!(refused.batch, "{refused:?}");
+    assert_eq!(refused.http_status, Some(status_of("batch array")));
+    assert_eq!(refused.outcome, Outcome::HttpError, "{refused:?}");
+    let message = refused.error.as_ref().map(|e| e.message.as_str());
+    assert!(
+        message.is_some_and(|m| m.contains("a batch of 2 messages")),
+        "{refused:?}"
+    );
+    assert!(!events.iter().any(|e| e.request_id == Some(json!(11))));
     let missing_accept = find(&events, 13);
     assert_eq!(missing_accept.http_status, Some(406));
     assert_eq!(missing_accept.outcome, Outcome::HttpError);

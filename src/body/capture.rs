@@ -95,6 +95,6 @@ impl Capture {
     }
 
     fn joined(&mut self) -> Bytes {
-        super::join_chunks(&mut self.chunks, self.len)
+        super::join_chunks(&mut self.chunks, self.len, false)
     }
 }

@@ -12,10 +12,19 @@ pub use replay::ReplayBody;
 
 use bytes::{Bytes, BytesMut};
 
-/// Joins chunks into one buffer: no copy for a single chunk, one copy otherwise.
-fn join_chunks(chunks: &mut Vec<Bytes>, len: usize) -> Bytes {
+/// A single chunk at most this large is copied when it is kept (see [`join_chunks`]).
+const COPY_AT_MOST: usize = 64 * 1024;
+
+/// Joins chunks into one buffer: one copy for several chunks. A single chunk is kept as it
+/// is, unless `exact` and it is small: then it is copied, so that what is kept is only its
+/// bytes (a chunk may share a much larger buffer, which it would keep alive).
+fn join_chunks(chunks: &mut Vec<Bytes>, len: usize, exact: bool) -> Bytes {
     if chunks.len() == 1 {
-        return chunks.pop().unwrap_or_default();
+        let chunk = chunks.pop().unwrap_or_default();
+        return match exact && chunk.len() <= COPY_AT_MOST {
+            true => Bytes::copy_from_slice(&chunk),
+            false => chunk,
+        };
     }
     let mut joined = BytesMut::with_capacity(len);
     for chunk in chunks.drain(..) {

@@ -236,7 +236,7 @@ impl ResponseTap {
                 oversized: true, ..
             } => End::TooLarge(None),
             Reader::Json { chunks, len, .. } => {
-                let body = super::join_chunks(chunks, *len);
+                let body = super::join_chunks(chunks, *len, true);
                 self.exchange.on_json_body(body);
                 End::NoResponse
             }

@@ -65,6 +65,7 @@ pub(crate) struct Counters {
     tags_panics: AtomicU64,
     properties_panics: AtomicU64,
     session_store_errors: AtomicU64,
+    payloads_withheld: AtomicU64,
     /// Events the worker has taken off the queue and not yet delivered or dropped.
     pub(crate) in_worker: AtomicU64,
     /// Bytes kept alive by queued exchanges.
@@ -128,6 +129,10 @@ impl Counters {
         self.session_store_errors.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn payload_withheld(&self) {
+        self.payloads_withheld.fetch_add(1, Relaxed);
+    }
+
     /// Counts the events a stopped worker still held as lost to shutdown.
     pub(crate) fn abandon_in_worker(&self) {
         let n = self.in_worker.swap(0, Relaxed);
@@ -164,6 +169,7 @@ impl Counters {
                 properties: self.properties_panics.load(Relaxed),
             },
             session_store_errors: self.session_store_errors.load(Relaxed),
+            payloads_withheld: self.payloads_withheld.load(Relaxed),
         }
     }
 }
@@ -210,6 +216,9 @@ pub struct Stats {
     /// failed, answered too late, or was being left alone after failing (no event is lost
     /// for it).
     pub session_store_errors: u64,
+    /// Request arguments replaced by a size marker because the calls in flight already
+    /// held `in_flight_bytes` of request data (the event went out with the marker).
+    pub payloads_withheld: u64,
 }
 
 /// Panics caught in user hooks, by hook.

@@ -105,12 +105,13 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
             let captured = privacy.captures(&event);
             // The `redact` hook runs in this pass: if it panics, the event is not sent.
             let read = catch_unwind(AssertUnwindSafe(|| {
-                let arguments = match captured.arguments {
-                    true => message
+                let arguments = match (captured.arguments, message.withheld) {
+                    (false, _) => None,
+                    (true, Some(bytes)) => removed(bytes),
+                    (true, None) => message
                         .arguments
                         .as_deref()
                         .and_then(|raw| privacy.payload(raw).json),
-                    false => None,
                 };
                 (
                     arguments,
@@ -118,7 +119,12 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 )
             }));
             match read {
-                Ok((arguments, (outcome, result, error))) => {
+                Ok((arguments, (outcome, result, mut error))) => {
+                    if let (Some(error), Some(size)) = (&mut error, finished.info.rejected_batch) {
+                        error.message.push_str(&format!(
+                            " (a batch of {size} messages, refused as a whole)"
+                        ));
+                    }
                     event.arguments = arguments;
                     event.result = result;
                     event.outcome = outcome;

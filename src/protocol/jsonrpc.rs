@@ -82,6 +82,8 @@ pub(crate) struct ClientMessage {
     pub(crate) name: Option<Box<str>>,
     /// `params.arguments`, verbatim.
     pub(crate) arguments: Option<Bytes>,
+    /// The size of arguments not kept (calls in flight held too much already).
+    pub(crate) withheld: Option<usize>,
     pub(crate) progress_token: Option<RequestId>,
     /// From `_meta` clientInfo (2026-07-28) or `initialize` params.
     pub(crate) client_name: Option<Box<str>>,
@@ -104,6 +106,7 @@ impl ClientMessage {
             method,
             name,
             arguments: None,
+            withheld: None,
             progress_token: None,
             client_name: None,
             client_version: None,
@@ -188,6 +191,7 @@ fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage>
             .arguments
             .filter(|raw| raw.get() != "null")
             .map(|raw| body.slice_ref(raw.get().as_bytes())),
+        withheld: None,
         progress_token: meta.progress_token.and_then(RequestId::from_raw),
         client_name: client_info.and_then(|info| boxed(&info.name)),
         client_version: client_info.and_then(|info| boxed(&info.version)),
