@@ -12,6 +12,9 @@
 //!
 //! * `bare`: the rmcp service alone;
 //! * `healthy`: behind the layer, delivering to a collector on loopback that answers 202;
+//! * `slow`: `healthy` with a collector 50 ms away: it answers every batch (202) only
+//!   after `LOAD_BENCH_COLLECTOR_DELAY_MS` (default 50), many batches at once. It runs
+//!   only when `LOAD_BENCH_VARIANTS` names it;
 //! * `dead`: behind the layer, the collector's port refuses connections;
 //! * `hung`: behind the layer, the collector accepts and never answers;
 //! * `shared-memory`: `healthy` with the memory store presented as a shared one, so that
@@ -30,12 +33,16 @@
 //! The load generator (hyper's client, `CONNECTIONS` keep-alive connections, each sending
 //! its next request when the previous answer is read) sends protocol 2026-07-28
 //! `tools/call` requests, each naming its client in `_meta`, from 50 users (bearer tokens)
-//! and two clients, in a fixed mix:
+//! and two clients, in one or more mixes (`LOAD_BENCH_MIXES`), run one after the other,
+//! each against fresh server processes and reported in a section of its own:
 //!
-//! * 5 in 10: `add`, small arguments, JSON answer;
-//! * 2 in 10: `echo` with 64 KiB of text, JSON answer of the same size;
-//! * 3 in 10: `progress` of 3 steps with a progress token, SSE answer (3 progress
-//!   notifications, then the result).
+//! * `mix` (the default), in tens:
+//!   * 5: `add`, small arguments, JSON answer;
+//!   * 2: `echo` with 64 KiB of text, JSON answer of the same size;
+//!   * 3: `progress` of 3 steps with a progress token, SSE answer (3 progress
+//!     notifications, then the result);
+//! * `small`: `add` only;
+//! * `16k`: `echo` with 16 KiB of text only, JSON answer of the same size.
 //!
 //! With `taskset` present, the servers run on CPU 1 and the load generator, collector and
 //! `redis-server` on CPU 0, so the server's own CPU is what limits throughput. Every
@@ -52,22 +59,39 @@
 //!
 //! Each phase reports medians over its rounds of requests/s, p50 and p99 latency and the
 //! server's CPU time per request (from `/proc/<pid>/stat`), each with its ratio to
-//! `bare`; then latency per request kind, and the resident memory of each server after
-//! its first round and at the end, and its peak (`VmHWM`), with the layer's counters
-//! (for `redis`, also the scripts Redis ran, its own time per script, and the group keys
-//! it holds).
+//! `bare`, and the server CPU each layered variant adds per request (its median minus
+//! `bare`'s, in µs); then latency per request kind, and the resident memory of each
+//! server after its first round and at the end, and its peak (`VmHWM`).
 //!
-//! Environment: `LOAD_BENCH_ROUNDS` (saturated rounds, default 5; the fixed-rate phase
-//! runs half as many), `LOAD_BENCH_SECS` (seconds per round, default 5),
-//! `LOAD_BENCH_CONNECTIONS` (default 16), `LOAD_BENCH_VARIANTS` (a comma separated subset
-//! of the variants), `LOAD_BENCH_ONLY` (a comma separated subset of `add`, `echo`,
-//! `progress`, instead of the mix).
+//! At the end of a mix every server stops serving and shuts its layer down, with up to
+//! 10 s to deliver what it still holds, then reports the layer's counters: events
+//! recorded, delivered, and lost in all and by reason (`queue_full`, `retries_exhausted`,
+//! `shutdown`, ... as `Stats` counts them), the events still queued when the load
+//! stopped, and whether the shutdown delivered everything within its deadline. For
+//! `redis`, the scripts Redis ran, its own time per script, and the group keys it holds
+//! follow.
+//!
+//! Environment:
+//!
+//! * `LOAD_BENCH_ROUNDS`: saturated rounds, default 5; the fixed-rate phase runs half as
+//!   many;
+//! * `LOAD_BENCH_SECS`: seconds per round, default 5;
+//! * `LOAD_BENCH_CONNECTIONS`: default 16;
+//! * `LOAD_BENCH_VARIANTS`: a comma separated subset of the variants;
+//! * `LOAD_BENCH_MIXES`: a comma separated list of `mix`, `small`, `16k`; default `mix`;
+//! * `LOAD_BENCH_ONLY`: a comma separated subset of `add`, `echo`, `progress`: each mix
+//!   sends one of each of those kinds it has, in turn, to see what each costs;
+//! * `LOAD_BENCH_COLLECTOR_DELAY_MS`: how long the `slow` collector takes to answer,
+//!   default 50.
 //!
 //! ```text
 //! cargo bench --features redis --bench load
 //! LOAD_BENCH_VARIANTS=bare,healthy,redis LOAD_BENCH_ROUNDS=3 cargo bench --features redis --bench load
+//! LOAD_BENCH_VARIANTS=bare,healthy,slow LOAD_BENCH_MIXES=small,16k cargo bench --bench load
 //! ```
 
+#[path = "support/closing.rs"]
+mod closing;
 #[path = "../examples/support/demo_server.rs"]
 mod demo_server;
 #[cfg(feature = "redis")]
@@ -87,6 +111,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::serve::ListenerExt;
+use closing::Closing;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -98,12 +123,22 @@ use tower_mcp_analytics::{
 };
 
 #[cfg(not(feature = "redis"))]
-const VARIANTS: &[&str] = &["bare", "healthy", "shared-memory", "dead", "hung"];
+const VARIANTS: &[&str] = &["bare", "healthy", "slow", "shared-memory", "dead", "hung"];
 #[cfg(feature = "redis")]
-const VARIANTS: &[&str] = &["bare", "healthy", "shared-memory", "redis", "dead", "hung"];
+const VARIANTS: &[&str] = &[
+    "bare",
+    "healthy",
+    "slow",
+    "shared-memory",
+    "redis",
+    "dead",
+    "hung",
+];
+/// Variants run only when `LOAD_BENCH_VARIANTS` names them, so that the default run
+/// keeps its length.
+const OPT_IN: &[&str] = &["slow"];
 const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
-const BIG_ARGUMENT: usize = 64 * 1024;
 const WARM_UP: Duration = Duration::from_secs(1);
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -133,15 +168,29 @@ fn main() {
                 .filter(|variant| list.split(',').any(|wanted| wanted.trim() == *variant))
                 .collect()
         }
-        Err(_) => VARIANTS.to_vec(),
+        Err(_) => VARIANTS
+            .iter()
+            .copied()
+            .filter(|variant| !OPT_IN.contains(variant))
+            .collect(),
     };
+    let collector_delay = Duration::from_millis(env_number("LOAD_BENCH_COLLECTOR_DELAY_MS", 50));
+    let mixes = mixes();
     let pinned = pin_self(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(drive(variants, rounds, round, connections, pinned));
+    let settings = Settings {
+        variants,
+        rounds,
+        round,
+        connections,
+        collector_delay,
+        pinned,
+    };
+    runtime.block_on(drive(settings, mixes));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,22 +236,9 @@ fn server_main(variant: &str) {
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
         let _ = stop.await;
         server.abort();
-        if let Some(layer) = layer {
-            let stats = layer.shutdown(Duration::from_millis(500)).await.stats;
-            println!(
-                "stats recorded={} delivered={} queue_full={} in_queue={} dropped={} \
-                 session_store_errors={}",
-                stats.recorded,
-                stats.delivered,
-                stats.dropped.queue_full,
-                stats.in_queue,
-                stats.dropped.total(),
-                stats.session_store_errors,
-            );
-        } else {
-            println!("stats bare");
-        }
-        std::io::stdout().flush().expect("stdout");
+        // The load has stopped: what is still queued or in flight gets up to
+        // `SHUTDOWN_DEADLINE` to reach the collector before it counts as lost.
+        closing::shut_down_and_print(layer, SHUTDOWN_DEADLINE).await;
     });
 }
 
@@ -357,15 +393,24 @@ impl ServerProcess {
         Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
     }
 
-    /// Stops the server and returns its closing line (the layer's counters).
-    fn stop(mut self) -> String {
+    /// Asks the server to stop: it stops serving, then shuts its layer down (waiting up
+    /// to `SHUTDOWN_DEADLINE` for what is still queued) and prints its counters.
+    fn request_stop(&mut self) {
         drop(self.stdin.take());
+    }
+
+    /// Stops the server (asking first if not done yet) and returns its counters.
+    fn stop(mut self) -> Closing {
+        self.request_stop();
         let mut line = String::new();
         let _ = self.stdout.read_line(&mut line);
         let _ = self.child.wait();
-        line.trim().to_owned()
+        Closing::parse(line.trim())
     }
 }
+
+/// How long a stopping server's layer may take to deliver what it still holds.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------
 // The collector
@@ -374,6 +419,9 @@ impl ServerProcess {
 #[derive(Clone, Copy, PartialEq)]
 enum CollectorState {
     Healthy,
+    /// Answers every batch (202) after this long, as a collector one round trip away
+    /// would. Batches wait concurrently: each is a task of its own.
+    Slow(Duration),
     Dead,
     Hung,
 }
@@ -382,8 +430,10 @@ async fn collect(
     State((state, received)): State<(CollectorState, Arc<AtomicU64>)>,
     body: Bytes,
 ) -> StatusCode {
-    if state == CollectorState::Hung {
-        std::future::pending::<()>().await;
+    match state {
+        CollectorState::Hung => std::future::pending::<()>().await,
+        CollectorState::Slow(delay) => tokio::time::sleep(delay).await,
+        CollectorState::Healthy | CollectorState::Dead => {}
     }
     received.fetch_add(body.len() as u64, Ordering::Relaxed);
     StatusCode::ACCEPTED
@@ -409,53 +459,168 @@ async fn collector(state: CollectorState) -> String {
 // The load generator
 // ---------------------------------------------------------------------------------------
 
-/// The request kinds of the mix, in the order latencies are reported.
-const KINDS: [&str; 3] = ["add (JSON)", "echo 64 KiB (JSON)", "progress (SSE)"];
-/// The mix: kind index of each of 10 consecutive requests.
-const MIX: [usize; 10] = [0, 2, 0, 1, 0, 2, 0, 1, 0, 2];
+/// One kind of request the load generator sends.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// `add`: small arguments, JSON answer.
+    Add,
+    /// `echo` of `bytes` of text: a JSON answer of the same size.
+    Echo { bytes: usize },
+    /// `progress` of 3 steps with a progress token: an SSE answer.
+    Progress,
+}
 
-/// The mix in use: `MIX`, or only the kinds named in `LOAD_BENCH_ONLY` (`add`, `echo`,
-/// `progress`, comma separated), to see what each kind costs.
-fn mix() -> Vec<usize> {
-    match std::env::var("LOAD_BENCH_ONLY") {
-        Ok(only) => (0..KINDS.len())
-            .filter(|&kind| only.split(',').any(|name| name.trim() == tool_name(kind)))
-            .collect(),
-        Err(_) => MIX.to_vec(),
+/// Latencies are kept per slot: one per tool.
+const SLOTS: usize = 3;
+
+impl Kind {
+    fn slot(self) -> usize {
+        match self {
+            Self::Add => 0,
+            Self::Echo { .. } => 1,
+            Self::Progress => 2,
+        }
+    }
+
+    fn tool(self) -> &'static str {
+        match self {
+            Self::Add => "add",
+            Self::Echo { .. } => "echo",
+            Self::Progress => "progress",
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Self::Add => "add (JSON)".to_owned(),
+            Self::Echo { bytes } => format!("echo {} KiB (JSON)", bytes / 1024),
+            Self::Progress => "progress (SSE)".to_owned(),
+        }
+    }
+
+    fn body(self, id: u64, client: &str, big: &str) -> Bytes {
+        let meta = format!(
+            r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"{client}","version":"1.0.0"}},"io.modelcontextprotocol/clientCapabilities":{{}}"#
+        );
+        let body = match self {
+            Self::Add => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{id},"b":2}},{meta}}}}}}}"#
+            ),
+            Self::Echo { bytes } => {
+                let text = &big[..bytes.min(big.len())];
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{text}"}},{meta}}}}}}}"#
+                )
+            }
+            Self::Progress => format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":3}},{meta},"progressToken":{id}}}}}}}"#
+            ),
+        };
+        Bytes::from(body)
     }
 }
 
-fn request_body(kind: usize, id: u64, client: &str, big: &str) -> Bytes {
-    let meta = format!(
-        r#""_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{{"name":"{client}","version":"1.0.0"}},"io.modelcontextprotocol/clientCapabilities":{{}}"#
-    );
-    let body = match kind {
-        0 => format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{id},"b":2}},{meta}}}}}}}"#
-        ),
-        1 => format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{big}"}},{meta}}}}}}}"#
-        ),
-        _ => format!(
-            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"progress","arguments":{{"steps":3}},{meta},"progressToken":{id}}}}}}}"#
-        ),
-    };
-    Bytes::from(body)
+/// A sequence of requests each connection sends over and over, run as one section of
+/// the report (`LOAD_BENCH_MIXES`).
+struct Mix {
+    name: &'static str,
+    description: &'static str,
+    sequence: Vec<Kind>,
 }
 
-fn tool_name(kind: usize) -> &'static str {
-    match kind {
-        0 => "add",
-        1 => "echo",
-        _ => "progress",
+impl Mix {
+    fn named(name: &str) -> Option<Self> {
+        use Kind::{Add, Echo, Progress};
+        const ECHO_64K: Kind = Echo { bytes: 64 * 1024 };
+        let mix = match name {
+            "mix" => Self {
+                name: "mix",
+                description: "in tens: 5 add, 2 echo of 64 KiB, 3 progress of 3 steps",
+                sequence: vec![
+                    Add, Progress, Add, ECHO_64K, Add, Progress, Add, ECHO_64K, Add, Progress,
+                ],
+            },
+            "small" => Self {
+                name: "small",
+                description: "add only",
+                sequence: vec![Add],
+            },
+            "16k" => Self {
+                name: "16k",
+                description: "echo of 16 KiB only",
+                sequence: vec![Echo { bytes: 16 * 1024 }],
+            },
+            _ => return None,
+        };
+        Some(mix)
     }
+
+    /// With `LOAD_BENCH_ONLY` (a comma separated subset of `add`, `echo`, `progress`),
+    /// one request of each named kind the mix has, in turn, to see what each costs.
+    fn only(mut self, only: &str) -> Self {
+        let mut kinds: Vec<Kind> = Vec::new();
+        for kind in &self.sequence {
+            if only.split(',').any(|name| name.trim() == kind.tool()) && !kinds.contains(kind) {
+                kinds.push(*kind);
+            }
+        }
+        kinds.sort_by_key(|kind| kind.slot());
+        self.sequence = kinds;
+        self
+    }
+
+    /// The longest `echo` text of the mix.
+    fn big_text(&self) -> usize {
+        self.sequence
+            .iter()
+            .map(|kind| match kind {
+                Kind::Echo { bytes } => *bytes,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The label of the kind in `slot`, if the mix has one.
+    fn label(&self, slot: usize) -> Option<String> {
+        self.sequence
+            .iter()
+            .find(|kind| kind.slot() == slot)
+            .map(|kind| kind.label())
+    }
+}
+
+/// The mixes of `LOAD_BENCH_MIXES` (default `mix`), each narrowed by `LOAD_BENCH_ONLY`.
+fn mixes() -> Vec<Mix> {
+    let names = std::env::var("LOAD_BENCH_MIXES").unwrap_or_else(|_| "mix".to_owned());
+    let only = std::env::var("LOAD_BENCH_ONLY").ok();
+    let mut mixes = Vec::new();
+    for name in names
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let Some(mut mix) = Mix::named(name) else {
+            eprintln!("load: unknown mix {name:?} (known: mix, small, 16k); skipped");
+            continue;
+        };
+        if let Some(only) = &only {
+            mix = mix.only(only);
+        }
+        if mix.sequence.is_empty() {
+            eprintln!("load: mix {name:?} has none of LOAD_BENCH_ONLY's kinds; skipped");
+            continue;
+        }
+        mixes.push(mix);
+    }
+    mixes
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Latencies (µs) of one round, per request kind, and the number of failed requests.
 struct RoundResult {
-    latencies: [Vec<u32>; 3],
+    latencies: [Vec<u32>; SLOTS],
     failures: u64,
     elapsed: Duration,
 }
@@ -479,12 +644,12 @@ async fn one_connection(
     url: Arc<str>,
     worker: usize,
     until: Instant,
+    mix: Arc<[Kind]>,
     big: Arc<str>,
     pace: Pace,
-) -> ([Vec<u32>; 3], u64) {
-    let mut latencies: [Vec<u32>; 3] = Default::default();
+) -> ([Vec<u32>; SLOTS], u64) {
+    let mut latencies: [Vec<u32>; SLOTS] = Default::default();
     let mut failures = 0;
-    let mix = mix();
     let token = format!("Bearer user-{}", worker % USERS);
     let client_name = CLIENTS[worker % CLIENTS.len()];
     let mut sequence = worker as u64 * 1_000_000;
@@ -508,8 +673,8 @@ async fn one_connection(
             .header(header::AUTHORIZATION, &token)
             .header("mcp-protocol-version", "2026-07-28")
             .header("mcp-method", "tools/call")
-            .header("mcp-name", tool_name(kind))
-            .body(Full::new(request_body(kind, sequence, client_name, &big)))
+            .header("mcp-name", kind.tool())
+            .body(Full::new(kind.body(sequence, client_name, &big)))
             .expect("request");
         let start = Instant::now();
         let ok = match client.request(request).await {
@@ -522,12 +687,28 @@ async fn one_connection(
         };
         let micros = start.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
         if ok {
-            latencies[kind].push(micros);
+            latencies[kind.slot()].push(micros);
         } else {
             failures += 1;
         }
     }
     (latencies, failures)
+}
+
+/// What every connection sends: a mix's sequence of requests, and the text its `echo`
+/// requests take their argument from.
+struct Load {
+    sequence: Arc<[Kind]>,
+    big: Arc<str>,
+}
+
+impl Load {
+    fn new(mix: &Mix) -> Self {
+        Self {
+            sequence: Arc::from(mix.sequence.as_slice()),
+            big: Arc::from("x".repeat(mix.big_text()).as_str()),
+        }
+    }
 }
 
 /// Runs `connections` connections against `url` for `length`. With `rate`, the
@@ -536,12 +717,12 @@ async fn one_connection(
 async fn run_load(
     client: &HttpClient,
     url: &str,
+    load: &Load,
     connections: usize,
     length: Duration,
     rate: Option<f64>,
 ) -> RoundResult {
     let url: Arc<str> = Arc::from(url);
-    let big: Arc<str> = Arc::from("x".repeat(BIG_ARGUMENT).as_str());
     let start = Instant::now();
     let until = start + length;
     let tasks: Vec<_> = (0..connections)
@@ -559,7 +740,8 @@ async fn run_load(
                 url.clone(),
                 worker,
                 until,
-                big.clone(),
+                load.sequence.clone(),
+                load.big.clone(),
                 pace,
             ))
         })
@@ -595,8 +777,8 @@ struct Figures {
     cpu_us: f64,
     p50: f64,
     p99: f64,
-    kind_p50: [f64; 3],
-    kind_p99: [f64; 3],
+    kind_p50: [f64; SLOTS],
+    kind_p99: [f64; SLOTS],
 }
 
 fn figures(mut result: RoundResult) -> Figures {
@@ -622,17 +804,21 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-async fn drive(
+/// The run's settings, from the environment.
+struct Settings {
     variants: Vec<&'static str>,
     rounds: usize,
     round: Duration,
     connections: usize,
+    collector_delay: Duration,
     pinned: bool,
-) {
+}
+
+async fn drive(settings: Settings, mixes: Vec<Mix>) {
     // The Redis of the `redis` variant: started here, so it runs on this process's CPU,
     // and stopped when `redis` is dropped at the end.
     #[cfg(feature = "redis")]
-    let redis = if variants.contains(&"redis") {
+    let redis = if settings.variants.contains(&"redis") {
         match redis_server::RedisServer::start() {
             Ok(server) => Some(server),
             Err(error) => {
@@ -648,33 +834,66 @@ async fn drive(
     #[cfg(not(feature = "redis"))]
     let redis_url: Option<String> = None;
 
-    let mut servers = Vec::new();
-    for &variant in &variants {
-        let collector_url = match variant {
-            "healthy" | "shared-memory" | "redis" => Some(collector(CollectorState::Healthy).await),
-            "dead" => Some(collector(CollectorState::Dead).await),
-            "hung" => Some(collector(CollectorState::Hung).await),
-            _ => None,
-        };
-        let store_url = redis_url.as_deref().filter(|_| variant == "redis");
-        servers.push(ServerProcess::start(
-            variant,
-            collector_url.as_deref(),
-            store_url,
-            pinned,
-        ));
-    }
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(connections)
+        .pool_max_idle_per_host(settings.connections)
         .build(connector);
-
     eprintln!(
-        "load: {} variants, {rounds} rounds of {:?}, {connections} connections, pinned: {pinned}",
-        variants.len(),
-        round
+        "load: {} variants, {} mixes, {} rounds of {:?}, {} connections, pinned: {}",
+        settings.variants.len(),
+        mixes.len(),
+        settings.rounds,
+        settings.round,
+        settings.connections,
+        settings.pinned,
     );
+    for mix in &mixes {
+        // Fresh server processes for every mix, so that memory and counters are the mix's.
+        let mut servers = Vec::new();
+        for &variant in &settings.variants {
+            let state = match variant {
+                "healthy" | "shared-memory" | "redis" => Some(CollectorState::Healthy),
+                "slow" => Some(CollectorState::Slow(settings.collector_delay)),
+                "dead" => Some(CollectorState::Dead),
+                "hung" => Some(CollectorState::Hung),
+                _ => None,
+            };
+            let collector_url = match state {
+                Some(state) => Some(collector(state).await),
+                None => None,
+            };
+            let store_url = redis_url.as_deref().filter(|_| variant == "redis");
+            servers.push(ServerProcess::start(
+                variant,
+                collector_url.as_deref(),
+                store_url,
+                settings.pinned,
+            ));
+        }
+        run_mix(&settings, mix, &client, servers).await;
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &redis {
+            println!();
+            println!(
+                "Redis (`redis`), since the run began:{}",
+                redis_usage(redis)
+            );
+        }
+    }
+}
+
+/// Runs both phases of `mix` against `servers`, prints the mix's section of the report
+/// and stops the servers.
+async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: Vec<ServerProcess>) {
+    let Settings {
+        rounds,
+        round,
+        connections,
+        ..
+    } = *settings;
+    let load = Load::new(mix);
+    eprintln!("load: mix {} ({})", mix.name, mix.description);
     // 1. Saturation: each connection sends as soon as its previous answer is read.
     let mut results: Vec<Vec<Figures>> = vec![Vec::new(); servers.len()];
     let mut failures = vec![0u64; servers.len()];
@@ -683,8 +902,8 @@ async fn drive(
     for round_index in 0..rounds {
         for index in round_order(round_index, servers.len()) {
             let server = &servers[index];
-            let _ = run_load(&client, &server.url, connections, WARM_UP, None).await;
-            let (figures, failed) = measured(&client, server, connections, round, None).await;
+            let _ = run_load(client, &server.url, &load, connections, WARM_UP, None).await;
+            let (figures, failed) = measured(client, server, &load, connections, round, None).await;
             failures[index] += failed;
             log_round("saturated", round_index, server.variant, &figures);
             results[index].push(figures);
@@ -696,7 +915,8 @@ async fn drive(
         }
     }
     let saturated: Vec<Figures> = results.iter().map(|rounds| medians(rounds)).collect();
-    let bare = variants.iter().position(|variant| *variant == "bare");
+    let names: Vec<&str> = servers.iter().map(|server| server.variant).collect();
+    let bare = names.iter().position(|variant| *variant == "bare");
 
     // 2. Fixed rate: a moderate load, the same for every variant.
     let base = bare.map_or(saturated[0].rps, |index| saturated[index].rps);
@@ -706,7 +926,8 @@ async fn drive(
     for round_index in 0..paced_rounds {
         for index in round_order(round_index, servers.len()) {
             let server = &servers[index];
-            let (figures, failed) = measured(&client, server, connections, round, Some(rate)).await;
+            let (figures, failed) =
+                measured(client, server, &load, connections, round, Some(rate)).await;
             failures[index] += failed;
             log_round("paced", round_index, server.variant, &figures);
             paced_results[index].push(figures);
@@ -715,7 +936,8 @@ async fn drive(
     }
     let paced: Vec<Figures> = paced_results.iter().map(|rounds| medians(rounds)).collect();
 
-    let names: Vec<&str> = servers.iter().map(|server| server.variant).collect();
+    println!();
+    println!("## Mix `{}`: {}", mix.name, mix.description);
     println!();
     println!(
         "Saturated: {connections} connections, each sending as soon as its answer is read \
@@ -740,39 +962,58 @@ async fn drive(
     println!("|---|---|---|---|---|---|");
     for (index, name) in names.iter().enumerate() {
         let m = paced[index];
-        for (kind, kind_name) in KINDS.iter().enumerate() {
-            if m.kind_p50[kind].is_nan() {
+        for slot in 0..SLOTS {
+            let Some(label) = mix.label(slot) else {
+                continue;
+            };
+            if m.kind_p50[slot].is_nan() {
                 continue;
             }
             println!(
-                "| {name} | {kind_name} | {:.0} µs | {} | {:.0} µs | {} |",
-                m.kind_p50[kind],
-                ratio(m.kind_p50[kind], bare.map(|b| paced[b].kind_p50[kind])),
-                m.kind_p99[kind],
-                ratio(m.kind_p99[kind], bare.map(|b| paced[b].kind_p99[kind])),
+                "| {name} | {label} | {:.0} µs | {} | {:.0} µs | {} |",
+                m.kind_p50[slot],
+                ratio(m.kind_p50[slot], bare.map(|b| paced[b].kind_p50[slot])),
+                m.kind_p99[slot],
+                ratio(m.kind_p99[slot], bare.map(|b| paced[b].kind_p99[slot])),
             );
         }
     }
+
+    // Peaks are read before the servers stop; all are asked to stop at once, so the
+    // layers' shutdown deadlines run together.
+    let peaks: Vec<u64> = servers
+        .iter()
+        .map(|server| server.memory_kib("VmHWM:"))
+        .collect();
+    let mut servers = servers;
+    for server in &mut servers {
+        server.request_stop();
+    }
+    let closings: Vec<(&'static str, Closing)> = servers
+        .into_iter()
+        .map(|server| (server.variant, server.stop()))
+        .collect();
     println!();
-    println!(
-        "| server | resident after saturated round 1 | at the end | peak | layer counters at exit |"
-    );
-    println!("|---|---|---|---|---|");
-    for (index, server) in servers.into_iter().enumerate() {
-        let peak = server.memory_kib("VmHWM:");
-        let variant = server.variant;
-        let counters = server.stop().trim_start_matches("stats ").to_owned();
-        #[cfg(feature = "redis")]
-        let counters = match (&redis, variant) {
-            (Some(redis), "redis") => counters + &redis_usage(redis),
-            _ => counters,
-        };
+    println!("| server | resident after saturated round 1 | at the end | peak (VmHWM) |");
+    println!("|---|---|---|---|");
+    for (index, name) in names.iter().enumerate() {
         println!(
-            "| {variant} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {counters} |",
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} MiB |",
             first_rss[index] as f64 / 1024.0,
             last_rss[index] as f64 / 1024.0,
-            peak as f64 / 1024.0,
+            peaks[index] as f64 / 1024.0,
         );
+    }
+    println!();
+    println!(
+        "Events, after the layer's shutdown (up to {} s to deliver what it still held):",
+        SHUTDOWN_DEADLINE.as_secs()
+    );
+    println!();
+    println!("| server | {}", Closing::HEADER);
+    println!("|---|{}", Closing::RULE);
+    for (variant, closing) in &closings {
+        println!("| {variant} | {}", closing.row());
     }
 }
 
@@ -826,12 +1067,13 @@ fn round_order(round: usize, variants: usize) -> Vec<usize> {
 async fn measured(
     client: &HttpClient,
     server: &ServerProcess,
+    load: &Load,
     connections: usize,
     length: Duration,
     rate: Option<f64>,
 ) -> (Figures, u64) {
     let cpu_before = server.cpu_time();
-    let result = run_load(client, &server.url, connections, length, rate).await;
+    let result = run_load(client, &server.url, load, connections, length, rate).await;
     let cpu = server.cpu_time().saturating_sub(cpu_before);
     let failures = result.failures;
     let requests = result.requests().max(1);
@@ -871,6 +1113,14 @@ fn ratio(value: f64, base: Option<f64>) -> String {
     }
 }
 
+/// `value - base` in µs, signed (the difference of two medians).
+fn added(value: f64, base: Option<f64>) -> String {
+    match base {
+        Some(base) => format!("**{:+.1} µs**", value - base),
+        None => "-".to_owned(),
+    }
+}
+
 fn print_table(
     names: &[&str],
     figures: &[Figures],
@@ -879,7 +1129,7 @@ fn print_table(
     with_failures: bool,
 ) {
     println!(
-        "| server | requests/s | vs bare | p50 | vs bare | p99 | vs bare | server CPU per request | vs bare |{}",
+        "| server | requests/s | vs bare | p50 | vs bare | p99 | vs bare | server CPU per request | vs bare | server CPU added per request vs bare |{}",
         if with_failures {
             " failed (all phases) |"
         } else {
@@ -887,14 +1137,14 @@ fn print_table(
         }
     );
     println!(
-        "|---|---|---|---|---|---|---|---|---|{}",
+        "|---|---|---|---|---|---|---|---|---|---|{}",
         if with_failures { "---|" } else { "" }
     );
     let base = bare.map(|index| figures[index]);
     for (index, name) in names.iter().enumerate() {
         let m = figures[index];
         print!(
-            "| {name} | {:.0} | {} | {:.0} µs | {} | {:.0} µs | {} | {:.1} µs | {} |",
+            "| {name} | {:.0} | {} | {:.0} µs | {} | {:.0} µs | {} | {:.1} µs | {} | {} |",
             m.rps,
             ratio(m.rps, base.map(|b| b.rps)),
             m.p50,
@@ -903,6 +1153,10 @@ fn print_table(
             ratio(m.p99, base.map(|b| b.p99)),
             m.cpu_us,
             ratio(m.cpu_us, base.map(|b| b.cpu_us)),
+            added(
+                m.cpu_us,
+                base.map(|b| b.cpu_us).filter(|_| Some(index) != bare)
+            ),
         );
         if with_failures {
             print!(" {} |", failures[index]);

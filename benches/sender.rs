@@ -4,17 +4,29 @@
 //!    gzip on and off. Requests are driven in process through the layer as fast as one
 //!    task can; the figure is events delivered (acknowledged by the collector) per second
 //!    of wall time, from the first request until the last event is acknowledged.
-//! 2. **Request-path cost by collector state**: the time one request takes through the
+//! 2. **Sender throughput with the default settings**: the layer exactly as a user
+//!    builds it (`AnalyticsLayer::builder().sink(HttpSink::new(url))`, gzip on, the
+//!    default queue, batches and in-flight limit), to a collector on loopback and to one
+//!    that answers each batch after `SENDER_BENCH_DELAY_MS` (default 50), as a collector
+//!    one round trip away would. Requests are driven in process for `SENDER_BENCH_SECS`
+//!    (default 3) as fast as one task can, pausing while the layer holds more than
+//!    `BACKLOG` events, so that the sender always has a backlog and the queue never
+//!    overflows. The figure is events delivered per second of wall time, from the first
+//!    request until the last event is acknowledged; events lost are counted by reason.
+//! 3. **Request-path cost by collector state**: the time one request takes through the
 //!    layer (around a trivial service) while the collector is healthy, slow (answers
-//!    after 50 ms) or dead (connection refused). The layer must cost the same whatever
-//!    the collector does.
+//!    after `SENDER_BENCH_DELAY_MS`, default 50) or dead (connection refused). The layer
+//!    must cost the same whatever the collector does.
 //!
 //! ```text
 //! cargo bench --bench sender
+//! SENDER_BENCH_ROUNDS=1 SENDER_BENCH_SECS=2 cargo bench --bench sender
 //! ```
 //!
-//! Medians of several alternating rounds are printed as Markdown tables.
+//! Medians of `SENDER_BENCH_ROUNDS` (default 5) alternating rounds are printed as
+//! Markdown tables.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,17 +41,37 @@ use axum::routing::post;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, ServiceExt, service_fn};
-use tower_mcp_analytics::{AnalyticsLayer, HttpSink, ReplayBody};
+use tower_mcp_analytics::{AnalyticsLayer, Dropped, HttpSink, ReplayBody};
 
-const ROUNDS: usize = 5;
 const THROUGHPUT_EVENTS: u64 = 200_000;
 const PATH_REQUESTS: u64 = 100_000;
+/// Events the layer may hold (queued, batched or in flight) before the driver of the
+/// default-settings case pauses: half the default queue of 10,000.
+const BACKLOG: u64 = 5_000;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
 
 #[derive(Clone, Copy, Debug)]
 enum CollectorState {
     Healthy,
-    Slow,
+    /// Answers each batch after this long; batches wait concurrently.
+    Slow(Duration),
     Dead,
+}
+
+impl CollectorState {
+    fn name(self) -> String {
+        match self {
+            Self::Healthy => "healthy".to_owned(),
+            Self::Slow(delay) => format!("slow ({} ms)", delay.as_millis()),
+            Self::Dead => "dead".to_owned(),
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -48,8 +80,8 @@ struct Received {
 }
 
 async fn collect(State(received): State<(Received, CollectorState)>, body: Bytes) -> StatusCode {
-    if let CollectorState::Slow = received.1 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let CollectorState::Slow(delay) = received.1 {
+        tokio::time::sleep(delay).await;
     }
     received
         .0
@@ -129,6 +161,59 @@ async fn throughput(gzip: bool) -> f64 {
     THROUGHPUT_EVENTS as f64 / elapsed.as_secs_f64()
 }
 
+/// Events per second delivered by a layer with the default settings to a collector in
+/// `state` (healthy or slow), driven for `length`; and the events it lost, by reason.
+async fn default_settings_throughput(state: CollectorState, length: Duration) -> (f64, Dropped) {
+    let (url, _received) = collector(state).await;
+    let layer = AnalyticsLayer::builder().sink(HttpSink::new(url)).build();
+    let start = Instant::now();
+    let until = start + length;
+    while Instant::now() < until {
+        for _ in 0..64 {
+            one_request(&layer).await;
+        }
+        // Keep the sender busy without overflowing the queue.
+        while layer.stats().in_queue > BACKLOG {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    layer.flush().await;
+    // Until the last event is acknowledged (or counted as lost).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while layer.stats().in_queue > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = start.elapsed();
+    let stats = layer.shutdown(Duration::from_secs(10)).await.stats;
+    (
+        stats.delivered as f64 / elapsed.as_secs_f64(),
+        stats.dropped,
+    )
+}
+
+/// The non-zero counts of `dropped`, by reason, added over rounds.
+fn add_dropped(total: &mut BTreeMap<String, u64>, dropped: &Dropped) {
+    if let Ok(serde_json::Value::Object(reasons)) = serde_json::to_value(dropped) {
+        for (reason, count) in reasons {
+            let count = count.as_u64().unwrap_or(0);
+            if count > 0 {
+                *total.entry(reason).or_default() += count;
+            }
+        }
+    }
+}
+
+fn reasons(total: &BTreeMap<String, u64>) -> String {
+    if total.is_empty() {
+        return "none".to_owned();
+    }
+    total
+        .iter()
+        .map(|(reason, count)| format!("{reason} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Mean nanoseconds per request through the layer while the collector is in `state`.
 async fn request_path(state: CollectorState) -> (f64, u64) {
     let (url, _received) = collector(state).await;
@@ -168,22 +253,59 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let rounds = env_number("SENDER_BENCH_ROUNDS", 5).max(1) as usize;
+    let length = Duration::from_secs(env_number("SENDER_BENCH_SECS", 3).max(1));
+    let delay = Duration::from_millis(env_number("SENDER_BENCH_DELAY_MS", 50));
     runtime.block_on(async {
         let mut gzip_on = Vec::new();
         let mut gzip_off = Vec::new();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             gzip_on.push(throughput(true).await);
             gzip_off.push(throughput(false).await);
         }
-        println!("| sender to a loopback collector | events/s (median of {ROUNDS}) |");
+        println!("| sender to a loopback collector | events/s (median of {rounds}) |");
         println!("|---|---|");
         println!("| gzip on | {:.0} |", median(&mut gzip_on));
         println!("| gzip off | {:.0} |", median(&mut gzip_off));
         println!();
 
-        let states = [CollectorState::Healthy, CollectorState::Slow, CollectorState::Dead];
+        let collectors = [CollectorState::Healthy, CollectorState::Slow(delay)];
+        let mut delivered: Vec<Vec<f64>> = vec![Vec::new(); collectors.len()];
+        let mut lost: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); collectors.len()];
+        for round in 0..rounds {
+            for (index, state) in collectors.iter().enumerate() {
+                let (rate, dropped) = default_settings_throughput(*state, length).await;
+                eprintln!(
+                    "default settings round {} {}: {rate:.0} events/s",
+                    round + 1,
+                    state.name()
+                );
+                delivered[index].push(rate);
+                add_dropped(&mut lost[index], &dropped);
+            }
+        }
+        println!(
+            "| sender with the default settings (gzip on), collector | events/s delivered (median of {rounds} rounds of {} s) | events lost, by reason (all rounds) |",
+            length.as_secs()
+        );
+        println!("|---|---|---|");
+        for (index, state) in collectors.iter().enumerate() {
+            println!(
+                "| {} | {:.0} | {} |",
+                state.name(),
+                median(&mut delivered[index]),
+                reasons(&lost[index])
+            );
+        }
+        println!();
+
+        let states = [
+            CollectorState::Healthy,
+            CollectorState::Slow(delay),
+            CollectorState::Dead,
+        ];
         let mut per_state: Vec<(Vec<f64>, u64)> = vec![(Vec::new(), 0); states.len()];
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             for (index, state) in states.iter().enumerate() {
                 let (ns, dropped) = request_path(*state).await;
                 per_state[index].0.push(ns);
@@ -191,12 +313,13 @@ fn main() {
             }
         }
         let healthy = median(&mut per_state[0].0.clone());
-        println!("| collector | request through the layer (median of {ROUNDS}) | vs healthy | events dropped as queue_full |");
+        println!("| collector | request through the layer (median of {rounds}) | vs healthy | events dropped as queue_full |");
         println!("|---|---|---|---|");
         for (state, (mut samples, dropped)) in states.iter().zip(per_state) {
             let ns = median(&mut samples);
             println!(
-                "| {state:?} | {:.2} µs | {:.2}x | {dropped} |",
+                "| {} | {:.2} µs | {:.2}x | {dropped} |",
+                state.name(),
                 ns / 1000.0,
                 ns / healthy
             );
