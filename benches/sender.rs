@@ -1,9 +1,12 @@
 //! Delivery benchmarks, in one run, alternating variants:
 //!
 //! 1. **Sender throughput**: events per second delivered to a collector on loopback, with
-//!    gzip on and off. Requests are driven in process through the layer as fast as one
-//!    task can; the figure is events delivered (acknowledged by the collector) per second
-//!    of wall time, from the first request until the last event is acknowledged.
+//!    gzip on and off, and to one that answers after 50 ms (a collector in another region)
+//!    with every setting at its default. Requests are driven in process through the layer
+//!    as fast as one task can; the figure is events delivered (acknowledged by the
+//!    collector) per second of wall time, from the first request until the last event is
+//!    acknowledged. At 50 ms the events the queue could not take are counted too: a sender
+//!    that keeps up loses none.
 //! 2. **Request-path cost by collector state**: the time one request takes through the
 //!    layer (around a trivial service) while the collector is healthy, slow (answers
 //!    after 50 ms) or dead (connection refused). The layer must cost the same whatever
@@ -33,6 +36,7 @@ use tower_mcp_analytics::{AnalyticsLayer, HttpSink, ReplayBody};
 
 const ROUNDS: usize = 5;
 const THROUGHPUT_EVENTS: u64 = 200_000;
+const DISTANT_EVENTS: u64 = 100_000;
 const PATH_REQUESTS: u64 = 100_000;
 
 #[derive(Clone, Copy, Debug)]
@@ -129,6 +133,29 @@ async fn throughput(gzip: bool) -> f64 {
     THROUGHPUT_EVENTS as f64 / elapsed.as_secs_f64()
 }
 
+/// Events per second delivered to a collector that answers after 50 ms, with default
+/// settings, and the events lost as `queue_full` on the way.
+async fn distant_throughput() -> (f64, u64) {
+    let (url, _received) = collector(CollectorState::Slow).await;
+    let layer = AnalyticsLayer::builder().sink(HttpSink::new(url)).build();
+    let start = Instant::now();
+    for _ in 0..DISTANT_EVENTS {
+        one_request(&layer).await;
+    }
+    layer.flush().await;
+    let elapsed = start.elapsed();
+    let stats = layer.shutdown(Duration::from_secs(10)).await.stats;
+    assert_eq!(
+        stats.delivered + stats.dropped.queue_full,
+        DISTANT_EVENTS,
+        "every event delivered or dropped as queue_full: {stats:?}"
+    );
+    (
+        stats.delivered as f64 / elapsed.as_secs_f64(),
+        stats.dropped.queue_full,
+    )
+}
+
 /// Mean nanoseconds per request through the layer while the collector is in `state`.
 async fn request_path(state: CollectorState) -> (f64, u64) {
     let (url, _received) = collector(state).await;
@@ -171,14 +198,23 @@ fn main() {
     runtime.block_on(async {
         let mut gzip_on = Vec::new();
         let mut gzip_off = Vec::new();
+        let mut distant = Vec::new();
+        let mut distant_dropped = 0;
         for _ in 0..ROUNDS {
             gzip_on.push(throughput(true).await);
             gzip_off.push(throughput(false).await);
+            let (rate, dropped) = distant_throughput().await;
+            distant.push(rate);
+            distant_dropped += dropped;
         }
-        println!("| sender to a loopback collector | events/s (median of {ROUNDS}) |");
-        println!("|---|---|");
-        println!("| gzip on | {:.0} |", median(&mut gzip_on));
-        println!("| gzip off | {:.0} |", median(&mut gzip_off));
+        println!("| sender | events/s (median of {ROUNDS}) | events dropped as queue_full |");
+        println!("|---|---|---|");
+        println!("| loopback collector, gzip on | {:.0} | 0 |", median(&mut gzip_on));
+        println!("| loopback collector, gzip off | {:.0} | 0 |", median(&mut gzip_off));
+        println!(
+            "| collector 50 ms away, default settings | {:.0} | {distant_dropped} |",
+            median(&mut distant)
+        );
         println!();
 
         let states = [CollectorState::Healthy, CollectorState::Slow, CollectorState::Dead];
