@@ -791,8 +791,9 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Longest time a recorded event waits before its batch is sealed and sent (default 1 s).
-    /// The worker also wakes as soon as enough exchanges are queued to seal a batch (at
+    /// Longest time a recorded event waits before its batch is sealed and sent (default 1 s):
+    /// an event recorded at `t` is in a batch handed to the sink by `t + interval`, unless
+    /// every sending slot is busy or the destination asked for a pause. The worker also wakes as soon as enough exchanges are queued to seal a batch (at
     /// most 100), and on [`flush`](AnalyticsLayer::flush); it is never woken once per
     /// request.
     ///

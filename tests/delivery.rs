@@ -1080,6 +1080,76 @@ async fn a_failing_collector_never_sees_more_than_two_requests_at_once() {
 }
 
 // ---------------------------------------------------------------------------------------
+// The flush interval
+// ---------------------------------------------------------------------------------------
+
+/// When each event (by `request_id`) was handed to the sink, on tokio's clock.
+#[derive(Clone, Default)]
+struct WhenHanded(Arc<Mutex<Vec<(tokio::time::Instant, u64)>>>);
+
+impl Sink for WhenHanded {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
+        let now = tokio::time::Instant::now();
+        let mut handed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for raw in batch.events_json() {
+            let event: Value = serde_json::from_str(raw.get()).expect("event JSON");
+            let id = event["request_id"].as_u64().expect("a numeric request_id");
+            handed.push((now, id));
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `flush_interval` promises that an event waits at most that long before its batch is
+/// handed to the sink. The clock is tokio's paused one: time moves only while every task
+/// waits, so "at most one interval" is checked exactly, with no slack for a slow machine.
+/// Events are recorded just after a tick, mid-interval, just before and at a tick; before,
+/// one recorded just after a tick waited for the tick after the next, as the timed flush
+/// sealed the open batch before taking in what was queued.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_event_reaches_the_sink_within_one_flush_interval() {
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let sink = WhenHanded::default();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .flush_interval(INTERVAL)
+        .build();
+    let start = tokio::time::Instant::now();
+    let offsets = [
+        0, 10, 250, 500, 990, 999, 1_000, 1_001, 1_500, 2_999, 3_000, 3_400,
+    ];
+    let mut recorded = Vec::new();
+    for (id, offset) in offsets.into_iter().enumerate() {
+        tokio::time::sleep_until(start + ms(offset)).await;
+        call(&layer, id as u64).await;
+        recorded.push(tokio::time::Instant::now());
+    }
+    tokio::time::sleep(INTERVAL * 2).await;
+
+    let handed = sink
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        handed.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        (0..offsets.len() as u64).collect::<Vec<_>>(),
+        "each event handed over once, in order"
+    );
+    for (at, id) in handed {
+        let waited = at - recorded[id as usize];
+        assert!(
+            waited <= INTERVAL,
+            "event {id}, recorded {:?} after the start, waited {waited:?}",
+            recorded[id as usize] - start
+        );
+    }
+    let stats = layer.stats();
+    assert_eq!(stats.delivered, offsets.len() as u64, "{stats:?}");
+    assert_balanced(&stats);
+}
+
+// ---------------------------------------------------------------------------------------
 // Wire format
 // ---------------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 //! them through the sink, with retries.
 //!
 //! Owns everything slow and everything about delivery: building and enriching events,
-//! sealing batches (by count, by bytes, and at least every `flush_interval`), keeping as
+//! sealing batches (by count, by bytes, and at least every `flush_interval`: a timed flush
+//! first takes in what was queued at its tick, so that an event recorded at `t` is in a
+//! sealed batch by `t + flush_interval`), keeping as
 //! many batches in flight as the [`Pace`] allows (which adapts the window and the batch
 //! size to the backlog, within `max_in_flight`, `batch_size` and `batch_bytes`),
 //! scheduling retries on timers (new events keep batching meanwhile; due retries are sent
@@ -86,6 +88,7 @@ pub(crate) async fn run(
         paused_until: None,
         flushes: Vec::new(),
         closed: false,
+        due: None,
     };
     let period = config.flush_interval;
     let mut tick = tokio::time::interval_at(Instant::now() + period, period);
@@ -96,8 +99,13 @@ pub(crate) async fn run(
         // queue moves again. (With batches in flight, their end makes room; sealing the
         // open batch early would only make many small batches of a backlog.)
         let stuck = worker.full() && worker.in_flight.is_empty();
-        let force = worker.flushing() || worker.closed || stuck;
+        // A timed flush seals the open batch once what was queued at the tick is in it.
+        let timed = worker.timed_flush_ready();
+        let force = worker.flushing() || worker.closed || stuck || timed;
         worker.prepare(force).await;
+        if timed {
+            worker.due = None;
+        }
         worker.settle_finished();
         worker.dispatch();
         if worker.idle() {
@@ -118,7 +126,7 @@ pub(crate) async fn run(
             () = wake.notified() => {}
             _ = tick.tick() => {
                 worker.pace.review();
-                worker.prepare(true).await;
+                worker.due = Some(worker.rx.len());
             }
             () = sleep_until(deadline) => {}
             Some(done) = worker.in_flight.join_next(), if !worker.in_flight.is_empty() => {
@@ -190,6 +198,9 @@ struct Worker {
     flushes: Vec<oneshot::Sender<()>>,
     /// Every sender is gone: finish what is held, then stop.
     closed: bool,
+    /// A timed flush is due: how many queue entries (those queued at the tick) are still
+    /// to be taken in before it seals the open batch.
+    due: Option<usize>,
 }
 
 impl Worker {
@@ -230,19 +241,37 @@ impl Worker {
         while taken < TAKE_AT_ONCE && !self.flushing() && !self.closed && !self.full() {
             taken += 1;
             match self.rx.try_recv() {
-                Ok(Envelope::Exchange(queued)) => {
-                    let bytes = queued.bytes();
-                    if let Some(finished) = queued.take() {
-                        self.built_bytes += bytes;
-                        self.built.push(build::events(finished));
+                Ok(envelope) => {
+                    if let Some(due) = &mut self.due {
+                        *due = due.saturating_sub(1);
                     }
+                    self.receive(envelope);
                 }
-                Ok(Envelope::Flush(ack)) => self.flushes.push(ack),
-                Ok(Envelope::SessionEnded(raw)) => self.enricher.session_ended(&raw),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => self.closed = true,
             }
         }
+    }
+
+    /// Builds a queued exchange's events, or notes a flush request or an ended session.
+    fn receive(&mut self, envelope: Envelope) {
+        match envelope {
+            Envelope::Exchange(queued) => {
+                let bytes = queued.bytes();
+                if let Some(finished) = queued.take() {
+                    self.built_bytes += bytes;
+                    self.built.push(build::events(finished));
+                }
+            }
+            Envelope::Flush(ack) => self.flushes.push(ack),
+            Envelope::SessionEnded(raw) => self.enricher.session_ended(&raw),
+        }
+    }
+
+    /// Whether a due timed flush may seal the open batch now: everything queued at the
+    /// tick has been taken in, or nothing more can be taken in for now.
+    fn timed_flush_ready(&self) -> bool {
+        self.due.is_some_and(|n| n == 0) || (self.due.is_some() && !self.more_waiting())
     }
 
     /// Enriches what was built and seals batches: full ones always, the open one when
