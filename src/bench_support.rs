@@ -20,9 +20,9 @@ use crate::exchange::{Call, End, Finished, RequestInfo};
 use crate::protocol::jsonrpc::parse_client_body;
 use crate::protocol::sse::SseDecoder;
 
+use crate::delivery::WAKE_EVERY;
 use crate::layer::{
-    DEFAULT_BATCH_SIZE as BATCH_SIZE, DEFAULT_MAX_CALLS_PER_REQUEST as MAX_CALLS_PER_REQUEST,
-    DEFAULT_QUEUE_BYTES as QUEUE_BYTES,
+    DEFAULT_MAX_CALLS_PER_REQUEST as MAX_CALLS_PER_REQUEST, DEFAULT_QUEUE_BYTES as QUEUE_BYTES,
 };
 
 /// Parses a request body as the layer does (with the default per-request call cap) and
@@ -95,14 +95,14 @@ pub struct Queue {
 
 impl Queue {
     /// A queue of `capacity` exchanges (and events), with the builder's default byte
-    /// budget and batch size.
+    /// budget and wake-up threshold.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         let recorder = Recorder::new(
             tx,
             Arc::new(Notify::new()),
-            BATCH_SIZE.min(capacity),
+            WAKE_EVERY.min(capacity),
             Arc::new(Counters::default()),
             QUEUE_BYTES,
             capacity,

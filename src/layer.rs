@@ -99,8 +99,9 @@ impl AnalyticsLayer {
     }
 
     /// A builder with every default: JSON lines to stdout, 4 MiB capture limits, 100 calls
-    /// per request, a queue of 10,000 events or 16 MiB, batches of 100 events or 512 KiB
-    /// at least every second, sessions grouped over 30 minutes of inactivity.
+    /// per request, a queue of 10,000 events or 16 MiB, batches sent at least every second
+    /// (from 64 KiB up to 1 MiB or 2,000 events, 2 to 16 in flight, as the backlog needs),
+    /// sessions grouped over 30 minutes of inactivity.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -230,7 +231,11 @@ pub(crate) const DEFAULT_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 /// Default `queue_bytes`.
 pub(crate) const DEFAULT_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Default `batch_size`.
-pub(crate) const DEFAULT_BATCH_SIZE: usize = 100;
+pub(crate) const DEFAULT_BATCH_SIZE: usize = 2_000;
+/// Default `batch_bytes`.
+pub(crate) const DEFAULT_BATCH_BYTES: usize = 1024 * 1024;
+/// Default `max_in_flight`.
+pub(crate) const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 
 /// Builds an [`AnalyticsLayer`]; every setting has a default.
 ///
@@ -298,9 +303,9 @@ impl Default for AnalyticsLayerBuilder {
             queue_capacity: 10_000,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             batch_size: DEFAULT_BATCH_SIZE,
-            batch_bytes: 512 * 1024,
+            batch_bytes: DEFAULT_BATCH_BYTES,
             flush_interval: Duration::from_secs(1),
-            max_in_flight: 2,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             retry: RetryPolicy::default(),
         }
     }
@@ -729,8 +734,12 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Most bytes of event JSON in one batch (default 512 KiB). A single event larger than
-    /// this is sent in a batch of its own.
+    /// Most bytes of event JSON in one batch (default 1 MiB): the ceiling of the adaptive
+    /// batch size. Batches are sealed at 64 KiB (or at this, when lower) to begin with; each
+    /// batch delivered after a sealed batch had to wait for a sending slot doubles that, up
+    /// to this; every flush interval without such a wait halves it back. A collector
+    /// answering 413 to a batch of several events caps it at half that batch from then on.
+    /// A single event larger than this is sent in a batch of its own.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -742,7 +751,13 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Most batches being sent at once (default 2).
+    /// Most batches being sent at once (default 16): the ceiling of the adaptive sending
+    /// window. Sending starts with 2 slots (or this, when lower); each batch delivered after
+    /// a sealed batch had to wait for a slot opens one more, up to this; every flush
+    /// interval without such a wait halves the window back, and any retryable failure
+    /// (transport error, timeout, 429, 5xx) drops it to 2 at once, so that a failing
+    /// collector never sees more than 2 new requests at a time. Events in flight still
+    /// count against `queue_capacity` and `queue_bytes`, which bound the worker.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -785,7 +800,10 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Most events handed to the sink in one call (default 100).
+    /// Most events handed to the sink in one call (default 2,000). Batches are sized by
+    /// bytes first (see [`batch_bytes`](Self::batch_bytes)); this caps how many small
+    /// events one batch carries. The worker is also woken as soon as 100 exchanges (or this
+    /// many, when fewer) wait.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -797,9 +815,11 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Longest time a recorded event waits before its batch is sealed and sent (default 1 s).
-    /// The worker also wakes as soon as `batch_size` exchanges are queued, and on
-    /// [`flush`](AnalyticsLayer::flush); it is never woken once per request.
+    /// Longest time a recorded event waits before its batch is sealed and sent (default 1 s):
+    /// an event recorded at `t` is in a batch handed to the sink by `t + interval`, unless
+    /// every sending slot is busy or the destination asked for a pause. The worker also wakes as soon as enough exchanges are queued to seal a batch (at
+    /// most 100), and on [`flush`](AnalyticsLayer::flush); it is never woken once per
+    /// request.
     ///
     /// ```
     /// # use std::time::Duration;
@@ -825,7 +845,9 @@ impl AnalyticsLayerBuilder {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
         let counters = Arc::new(Counters::default());
         let wake = Arc::new(Notify::new());
-        let wake_at = self.batch_size.min(self.queue_capacity);
+        let wake_at = delivery::WAKE_EVERY
+            .min(self.batch_size)
+            .min(self.queue_capacity);
         let recorder = Arc::new(Recorder::new(
             tx,
             Arc::clone(&wake),

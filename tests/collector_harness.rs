@@ -491,6 +491,35 @@ async fn delay_answers_after_the_delay() {
 }
 
 #[tokio::test]
+async fn counts_the_most_requests_open_at_once() {
+    let mut collector = Collector::start().await;
+    collector.set_default(Reply::Hang);
+    let mut hung = Vec::new();
+    for n in 0..3 {
+        let url = collector.url();
+        hung.push(tokio::spawn(async move {
+            let _ = post_batch(&client(), &url, &batch(&batch_id(n), &["evt_1"])).await;
+        }));
+    }
+    collector.wait_for_requests(3, WAIT).await;
+    assert_eq!(collector.most_concurrent(), 3);
+
+    // Going down closes the hung requests; the most stays until reset.
+    collector.go_down().await;
+    for task in hung {
+        task.await.unwrap();
+    }
+    assert_eq!(collector.most_concurrent(), 3);
+    collector.reset_most_concurrent();
+    assert_eq!(collector.most_concurrent(), 0);
+    collector.go_up().await;
+    collector.set_default(Reply::ACCEPTED);
+    let body = batch(&batch_id(9), &["evt_2"]);
+    assert_eq!(post_status(&client(), &collector.url, &body).await, 202);
+    assert_eq!(collector.most_concurrent(), 1);
+}
+
+#[tokio::test]
 async fn wait_for_events_returns_once_enough_are_stored() {
     let collector = Collector::start().await;
     collector.script([Reply::Status(500)]);

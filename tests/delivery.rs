@@ -953,6 +953,203 @@ async fn shutdown_with_a_hung_collector_returns_at_the_deadline_with_the_counts(
 }
 
 // ---------------------------------------------------------------------------------------
+// Keeping up with a distant collector
+// ---------------------------------------------------------------------------------------
+
+/// A `tools/call` with JSON-RPC id `id` through the layer, in process, with less work
+/// around it than [`call`] (no JSON built or parsed by the test): one event.
+async fn light_call(layer: &AnalyticsLayer, id: u64) {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello {id}"}}}}}}"#
+    );
+    let request = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid request");
+    let service = layer.layer(service_fn(|request: Request<ReplayBody<Full<Bytes>>>| async move {
+        let _ = request.into_body().collect().await;
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(
+                    br#"{"jsonrpc":"2.0","id":0,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
+                )))
+                .expect("a valid response"),
+        )
+    }));
+    let response = service
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {});
+    assert_eq!(response.status(), 200);
+    let _ = response.into_body().collect().await;
+}
+
+/// `call` for every id in `ids`, `per_tick` of them every 10 ms: a server recording at a
+/// steady rate (slower on a slow machine, never faster).
+async fn steady_calls(layer: &AnalyticsLayer, ids: std::ops::Range<u64>, per_tick: u64) {
+    let mut tick = tokio::time::interval(ms(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut id = ids.start;
+    while id < ids.end {
+        tick.tick().await;
+        let end = (id + per_tick).min(ids.end);
+        for id in id..end {
+            light_call(layer, id).await;
+        }
+        id = end;
+    }
+}
+
+/// Two batches of 100 events in flight per round trip used to be the most the sender
+/// carried: 4,000 events/s to a collector 50 ms away, which a busy server outruns. With
+/// the default settings the window and the batches grow with the backlog until the events
+/// in flight cover the round trip. The collector here answers after 500 ms, so that the
+/// old ceiling (400 events/s) sits far below a rate a debug build records and sends with
+/// ease (2,000 a second); every event of the 30,000 arrives, where the old ceiling lost
+/// over a tenth of them as `queue_full`. (`cargo bench --bench sender` measures the
+/// sender at 50 ms.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distant_collector_gets_every_event_of_a_long_burst_with_default_settings() {
+    const SENT: u64 = 30_000;
+    let collector = Collector::start().await;
+    collector.set_default(Reply::Delay(ms(500), 202));
+    let layer = AnalyticsLayer::builder()
+        .sink(HttpSink::new(collector.url()))
+        .build();
+
+    steady_calls(&layer, 0..SENT, 20).await;
+    flush(&layer, &collector).await;
+
+    let stats = layer.stats();
+    assert_eq!(stats.recorded, SENT, "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert_eq!(stats.delivered, SENT, "{stats:?}");
+    assert_eq!(stats.in_queue, 0, "{stats:?}");
+    let stored = collector.stored_events();
+    assert_eq!(request_ids(&stored), (0..SENT).collect::<Vec<_>>());
+    let ids: HashSet<String> = stored
+        .iter()
+        .filter_map(common::collector::event_id)
+        .collect();
+    assert_eq!(ids.len() as u64, SENT, "every event stored once");
+    assert!(
+        collector.received().iter().all(Received::is_accepted),
+        "no request failed"
+    );
+}
+
+/// A collector that fails every attempt sees at most two requests at once, however many
+/// batches wait; once it recovers, the backlog is delivered and the window opens again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_collector_never_sees_more_than_two_requests_at_once() {
+    const SENT: u64 = 5_000;
+    let collector = Collector::start().await;
+    collector.set_default(Reply::Delay(ms(50), 503));
+    let (sink, handed) = tee(http_sink(&collector));
+    let layer = AnalyticsLayer::builder()
+        .sink(sink)
+        .backoff(ms(1), ms(10))
+        .max_attempts(1_000)
+        .build();
+
+    steady_calls(&layer, 0..SENT, 125).await;
+    eventually("failed attempts to pile up", || layer.stats().retries >= 60).await;
+    let stats = layer.stats();
+    assert_eq!((stats.recorded, stats.delivered), (SENT, 0), "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert!(
+        collector.most_concurrent() <= 2,
+        "{} requests at once to a failing collector",
+        collector.most_concurrent()
+    );
+
+    collector.set_default(Reply::Delay(ms(50), 202));
+    flush(&layer, &collector).await;
+    let stats = layer.stats();
+    assert_eq!((stats.delivered, stats.in_queue), (SENT, 0), "{stats:?}");
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert_balanced(&stats);
+    let stored = collector.assert_each_event_once(handed.ids());
+    assert_eq!(request_ids(&stored), (0..SENT).collect::<Vec<_>>());
+    assert!(
+        collector.most_concurrent() > 2,
+        "the backlog opens the window past the floor once batches go through"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The flush interval
+// ---------------------------------------------------------------------------------------
+
+/// When each event (by `request_id`) was handed to the sink, on tokio's clock.
+#[derive(Clone, Default)]
+struct WhenHanded(Arc<Mutex<Vec<(tokio::time::Instant, u64)>>>);
+
+impl Sink for WhenHanded {
+    fn send<'a>(&'a self, batch: &'a Batch) -> SinkFuture<'a> {
+        let now = tokio::time::Instant::now();
+        let mut handed = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for raw in batch.events_json() {
+            let event: Value = serde_json::from_str(raw.get()).expect("event JSON");
+            let id = event["request_id"].as_u64().expect("a numeric request_id");
+            handed.push((now, id));
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// `flush_interval` promises that an event waits at most that long before its batch is
+/// handed to the sink. The clock is tokio's paused one: time moves only while every task
+/// waits, so "at most one interval" is checked exactly, with no slack for a slow machine.
+/// Events are recorded just after a tick, mid-interval, just before and at a tick; before,
+/// one recorded just after a tick waited for the tick after the next, as the timed flush
+/// sealed the open batch before taking in what was queued.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn every_event_reaches_the_sink_within_one_flush_interval() {
+    const INTERVAL: Duration = Duration::from_secs(1);
+    let sink = WhenHanded::default();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .flush_interval(INTERVAL)
+        .build();
+    let start = tokio::time::Instant::now();
+    let offsets = [
+        0, 10, 250, 500, 990, 999, 1_000, 1_001, 1_500, 2_999, 3_000, 3_400,
+    ];
+    let mut recorded = Vec::new();
+    for (id, offset) in offsets.into_iter().enumerate() {
+        tokio::time::sleep_until(start + ms(offset)).await;
+        call(&layer, id as u64).await;
+        recorded.push(tokio::time::Instant::now());
+    }
+    tokio::time::sleep(INTERVAL * 2).await;
+
+    let handed = sink
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    assert_eq!(
+        handed.iter().map(|(_, id)| *id).collect::<Vec<_>>(),
+        (0..offsets.len() as u64).collect::<Vec<_>>(),
+        "each event handed over once, in order"
+    );
+    for (at, id) in handed {
+        let waited = at - recorded[id as usize];
+        assert!(
+            waited <= INTERVAL,
+            "event {id}, recorded {:?} after the start, waited {waited:?}",
+            recorded[id as usize] - start
+        );
+    }
+    let stats = layer.stats();
+    assert_eq!(stats.delivered, offsets.len() as u64, "{stats:?}");
+    assert_balanced(&stats);
+}
+
+// ---------------------------------------------------------------------------------------
 // Wire format
 // ---------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 //! [`Batch`]: a group of events handed to a sink as one delivery, and the [`Batcher`]
-//! that seals batches by count and size.
+//! that seals batches by count and size (limits the worker may change between events).
 //!
 //! Owns serialising each event exactly once (when it enters a batch) and the batch's
 //! identity: its id stays the same across retries so that a collector can de-duplicate,
@@ -158,7 +158,9 @@ pub(crate) fn json_size(json: &RawValue) -> usize {
     json.get().len() + 1
 }
 
-/// Seals batches of at most `max_events` events and `max_bytes` of event JSON.
+/// Seals batches of at most `max_events` events and `max_bytes` of event JSON. The byte
+/// limit may change between events (the worker adapts it); a new limit applies to the
+/// open batch from the next event on.
 #[derive(Debug)]
 pub(crate) struct Batcher {
     max_events: usize,
@@ -173,6 +175,11 @@ impl Batcher {
             max_bytes,
             open: None,
         }
+    }
+
+    /// Changes the byte limit for the events added from now on (at least 1).
+    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes.max(1);
     }
 
     /// Adds an event (with its JSON), returning the batches it sealed: the previous open
@@ -213,6 +220,19 @@ impl Batcher {
     pub(crate) fn open_len(&self) -> usize {
         self.open.as_ref().map_or(0, Batch::len)
     }
+
+    /// Bytes of event JSON in the open batch.
+    pub(crate) fn open_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, Batch::json_bytes)
+    }
+
+    /// About how many more events of `event_bytes` each get the open batch sealed (at
+    /// least 1).
+    pub(crate) fn room_for(&self, event_bytes: usize) -> usize {
+        let events = self.max_events.saturating_sub(self.open_len());
+        let bytes = self.max_bytes.saturating_sub(self.open_bytes());
+        events.min(bytes / event_bytes.max(1) + 1).max(1)
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +269,25 @@ mod tests {
         let sizes: Vec<usize> = alone.iter().map(Batch::len).collect();
         assert_eq!(sizes, [1], "a large event goes alone");
         assert!(batcher.is_empty());
+    }
+
+    #[test]
+    fn a_new_byte_limit_applies_from_the_next_event() {
+        let size = json_size(&serde_json::value::to_raw_value(&event(100)).expect("json"));
+        let mut batcher = Batcher::new(1_000, size * 2);
+        assert!(add(&mut batcher, event(100)).is_empty());
+        assert_eq!(batcher.room_for(size), 2);
+        batcher.set_max_bytes(size * 4);
+        assert_eq!(batcher.room_for(size), 4);
+        let sealed: Vec<Batch> = (0..4).flat_map(|_| add(&mut batcher, event(100))).collect();
+        assert_eq!(sealed.iter().map(Batch::len).collect::<Vec<_>>(), [4]);
+        batcher.set_max_bytes(size);
+        assert_eq!(
+            add(&mut batcher, event(100)).len(),
+            1,
+            "the open batch no longer fits"
+        );
+        assert_eq!(batcher.open_len(), 1);
     }
 
     #[test]

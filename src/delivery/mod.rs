@@ -7,6 +7,7 @@
 //! the worker.
 
 pub(crate) mod batch;
+mod pace;
 pub(crate) mod recorder;
 mod retry;
 mod stats;
@@ -17,4 +18,4 @@ pub(crate) use recorder::Recorder;
 pub(crate) use retry::RetryPolicy;
 pub(crate) use stats::{Counters, DropReason, HookKind};
 pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
-pub(crate) use worker::{WorkerConfig, run};
+pub(crate) use worker::{WAKE_EVERY, WorkerConfig, run};

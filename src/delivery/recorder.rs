@@ -68,7 +68,8 @@ impl Drop for Queued {
 /// The request path's handle on the queue.
 pub(crate) struct Recorder {
     tx: mpsc::Sender<Envelope>,
-    /// Wakes the worker early, when `wake_at` events are waiting to be batched.
+    /// Wakes the worker early, when `wake_at` events are queued, or fewer when fewer get
+    /// the worker's open batch sealed.
     wake: Arc<Notify>,
     wake_at: usize,
     counters: Arc<Counters>,
@@ -165,12 +166,15 @@ impl Recorder {
             Ok(()) => {
                 self.counters.recorded(events);
                 self.overloaded.store(false, Relaxed);
-                // Wake the worker once when a batch's worth of events is waiting (queued, or
-                // taken in but not yet in a sealed batch); not again until it has taken the
-                // queue in (it clears the flag).
-                let waiting = self.counters.queued_events.load(Relaxed)
-                    + self.counters.unsealed_events.load(Relaxed);
-                if waiting >= self.wake_at && !self.counters.wake_requested.swap(true, Relaxed) {
+                // Wake the worker once when the queued events would get its open batch sealed
+                // (or `wake_at` are queued); not again until it has taken the queue in (it
+                // clears the flag).
+                let threshold = match self.counters.seal_in.load(Relaxed) {
+                    0 => self.wake_at,
+                    seal_in => self.wake_at.min(seal_in),
+                };
+                let queued = self.counters.queued_events.load(Relaxed);
+                if queued >= threshold && !self.counters.wake_requested.swap(true, Relaxed) {
                     self.wake.notify_one();
                 }
             }

@@ -74,8 +74,9 @@ pub(crate) struct Counters {
     pub(crate) queued_events: AtomicUsize,
     /// The request path has woken the worker, which has not taken the queue in since.
     pub(crate) wake_requested: AtomicBool,
-    /// Events the worker holds that are not yet in a sealed batch (published by the worker).
-    pub(crate) unsealed_events: AtomicUsize,
+    /// About how many more events get the worker's open batch sealed (published by the
+    /// worker; 0 until it has said).
+    pub(crate) seal_in: AtomicUsize,
 }
 
 impl Counters {

@@ -2,10 +2,14 @@
 //! them through the sink, with retries.
 //!
 //! Owns everything slow and everything about delivery: building and enriching events,
-//! sealing batches (by count, by bytes, and at least every `flush_interval`), keeping up
-//! to `max_in_flight` batches in flight, scheduling retries on timers (new events keep
-//! batching meanwhile), pausing all sending for a `Retry-After`, splitting a batch the
-//! destination found too large, and accounting for every event. Holds at most
+//! sealing batches (by count, by bytes, and at least every `flush_interval`: a timed flush
+//! first takes in what was queued at its tick, so that an event recorded at `t` is in a
+//! sealed batch by `t + flush_interval`), keeping as
+//! many batches in flight as the [`Pace`] allows (which adapts the window and the batch
+//! size to the backlog, within `max_in_flight`, `batch_size` and `batch_bytes`),
+//! scheduling retries on timers (new events keep batching meanwhile; due retries are sent
+//! first), pausing all sending for a `Retry-After`, splitting a batch the destination
+//! found too large, and accounting for every event. Holds at most
 //! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
 //! exchanges in the queue, which then fills and drops (counted) on the request side. With
 //! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges (or
@@ -26,6 +30,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::batch::{Batch, Batcher, json_size};
+use super::pace::Pace;
 use super::recorder::Envelope;
 use super::retry::RetryPolicy;
 use super::stats::{Counters, DropReason};
@@ -39,11 +44,11 @@ use crate::sink::{Kind, Sink};
 pub(crate) struct WorkerConfig {
     /// Most events in one batch.
     pub(crate) batch_size: usize,
-    /// Most bytes of event JSON in one batch.
+    /// Most bytes of event JSON in one batch (the byte target adapts below it).
     pub(crate) batch_bytes: usize,
     /// Longest time an event waits before its batch is sealed.
     pub(crate) flush_interval: Duration,
-    /// Most batches being sent at once.
+    /// Most batches being sent at once (the window adapts below it).
     pub(crate) max_in_flight: usize,
     /// Most events the worker holds (building, batched, in flight, awaiting a retry).
     pub(crate) max_events: usize,
@@ -63,6 +68,7 @@ pub(crate) async fn run(
     counters: Arc<Counters>,
     config: WorkerConfig,
 ) {
+    let pace = Pace::new(config.max_in_flight, config.batch_size, config.batch_bytes);
     let mut worker = Worker {
         rx,
         sink,
@@ -73,23 +79,34 @@ pub(crate) async fn run(
         built: Vec::new(),
         held_bytes: 0,
         built_bytes: 0,
-        batcher: Batcher::new(config.batch_size, config.batch_bytes),
+        batcher: Batcher::new(pace.batch_events(), pace.target_bytes()),
+        pace,
+        event_bytes: ASSUMED_EVENT_BYTES,
         ready: Vec::new(),
         retries: Vec::new(),
         in_flight: JoinSet::new(),
         paused_until: None,
         flushes: Vec::new(),
         closed: false,
+        due: None,
     };
     let period = config.flush_interval;
     let mut tick = tokio::time::interval_at(Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         worker.take_in();
-        // Holding as much as allowed: send what there is, so that the queue moves again.
-        let full = worker.full();
-        let force = worker.flushing() || worker.closed || full;
+        // Holding as much as allowed with nothing in flight: send what there is, so that the
+        // queue moves again. (With batches in flight, their end makes room; sealing the
+        // open batch early would only make many small batches of a backlog.)
+        let stuck = worker.full() && worker.in_flight.is_empty();
+        // A timed flush seals the open batch once what was queued at the tick is in it.
+        let timed = worker.timed_flush_ready();
+        let force = worker.flushing() || worker.closed || stuck || timed;
         worker.prepare(force).await;
+        if timed {
+            worker.due = None;
+        }
+        worker.settle_finished();
         worker.dispatch();
         if worker.idle() {
             for ack in worker.flushes.drain(..) {
@@ -107,7 +124,10 @@ pub(crate) async fn run(
         let deadline = worker.next_deadline();
         tokio::select! {
             () = wake.notified() => {}
-            _ = tick.tick() => worker.prepare(true).await,
+            _ = tick.tick() => {
+                worker.pace.review();
+                worker.due = Some(worker.rx.len());
+            }
             () = sleep_until(deadline) => {}
             Some(done) = worker.in_flight.join_next(), if !worker.in_flight.is_empty() => {
                 if let Ok((batch, outcome)) = done {
@@ -128,6 +148,12 @@ const TAKE_AT_ONCE: usize = 16;
 const ENRICH_AT_ONCE: usize = 256;
 /// Most bytes of request and response data gathered so (large exchanges are few).
 const ENRICH_BYTES: usize = 1 << 20;
+
+/// Most exchanges waiting in the queue before the request path wakes the worker (fewer
+/// when fewer fill the open batch, and never more than the queue holds).
+pub(crate) const WAKE_EVERY: usize = 100;
+/// What an event's JSON is taken to weigh until the worker has seen some.
+const ASSUMED_EVENT_BYTES: usize = 512;
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -157,6 +183,10 @@ struct Worker {
     /// Bytes of request and response data behind the exchanges in `built`.
     built_bytes: usize,
     batcher: Batcher,
+    /// The adaptive window and batch size.
+    pace: Pace,
+    /// About what one event's JSON weighs lately (from the open batch).
+    event_bytes: usize,
     /// Sealed batches waiting for a sending slot (retries that are due go first).
     ready: Vec<Batch>,
     /// Batches waiting for their retry time.
@@ -168,6 +198,9 @@ struct Worker {
     flushes: Vec<oneshot::Sender<()>>,
     /// Every sender is gone: finish what is held, then stop.
     closed: bool,
+    /// A timed flush is due: how many queue entries (those queued at the tick) are still
+    /// to be taken in before it seals the open batch.
+    due: Option<usize>,
 }
 
 impl Worker {
@@ -208,25 +241,45 @@ impl Worker {
         while taken < TAKE_AT_ONCE && !self.flushing() && !self.closed && !self.full() {
             taken += 1;
             match self.rx.try_recv() {
-                Ok(Envelope::Exchange(queued)) => {
-                    let bytes = queued.bytes();
-                    if let Some(finished) = queued.take() {
-                        self.built_bytes += bytes;
-                        self.built.push(build::events(finished, &self.privacy));
+                Ok(envelope) => {
+                    if let Some(due) = &mut self.due {
+                        *due = due.saturating_sub(1);
                     }
+                    self.receive(envelope);
                 }
-                Ok(Envelope::Flush(ack)) => self.flushes.push(ack),
-                Ok(Envelope::SessionEnded(raw)) => self.enricher.session_ended(&raw),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => self.closed = true,
             }
         }
     }
 
+    /// Builds a queued exchange's events, or notes a flush request or an ended session.
+    fn receive(&mut self, envelope: Envelope) {
+        match envelope {
+            Envelope::Exchange(queued) => {
+                let bytes = queued.bytes();
+                if let Some(finished) = queued.take() {
+                    self.built_bytes += bytes;
+                    self.built.push(build::events(finished, &self.privacy));
+                }
+            }
+            Envelope::Flush(ack) => self.flushes.push(ack),
+            Envelope::SessionEnded(raw) => self.enricher.session_ended(&raw),
+        }
+    }
+
+    /// Whether a due timed flush may seal the open batch now: everything queued at the
+    /// tick has been taken in, or nothing more can be taken in for now.
+    fn timed_flush_ready(&self) -> bool {
+        self.due.is_some_and(|n| n == 0) || (self.due.is_some() && !self.more_waiting())
+    }
+
     /// Enriches what was built and seals batches: full ones always, the open one when
     /// `force` (the flush interval passed, a flush was asked for, or the worker closes).
-    /// Publishes how many events remain unsealed, for the request path's wake-up rule.
+    /// Publishes about how many more events get the open batch sealed, for the request
+    /// path's wake-up rule.
     async fn prepare(&mut self, force: bool) {
+        self.batcher.set_max_bytes(self.pace.target_bytes());
         if !self.built.is_empty() && (force || !self.gathering()) {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
             self.built_bytes = 0;
@@ -243,12 +296,20 @@ impl Worker {
             }
         }
         self.ready.extend(self.batcher.seal(force));
+        if let Some(average) = self
+            .batcher
+            .open_bytes()
+            .checked_div(self.batcher.open_len())
+        {
+            self.event_bytes = average.max(1);
+        }
         self.counters
-            .unsealed_events
-            .store(self.batcher.open_len(), Relaxed);
+            .seal_in
+            .store(self.batcher.room_for(self.event_bytes), Relaxed);
     }
 
-    /// Starts sends while there are free slots and the destination has not asked for a pause.
+    /// Starts sends while the window has free slots and the destination has not asked for
+    /// a pause; tells the pace when a sealed batch is left waiting for a slot.
     fn dispatch(&mut self) {
         let now = Instant::now();
         if self.paused_until.is_some_and(|until| until > now) {
@@ -262,13 +323,26 @@ impl Worker {
         for (_, batch) in due.into_iter().rev() {
             self.ready.insert(0, batch);
         }
-        while self.in_flight.len() < self.config.max_in_flight.max(1) && !self.ready.is_empty() {
+        while self.in_flight.len() < self.pace.window() && !self.ready.is_empty() {
             let batch = self.ready.remove(0);
             let sink = Arc::clone(&self.sink);
             self.in_flight.spawn(async move {
                 let sent = attempt(&*sink, &batch).await;
                 (batch, sent)
             });
+        }
+        if !self.ready.is_empty() {
+            self.pace.batch_waited();
+        }
+    }
+
+    /// Settles every attempt that has finished, so that its slot is free again even while
+    /// a backlog keeps the worker from waiting for one.
+    fn settle_finished(&mut self) {
+        while let Some(done) = self.in_flight.try_join_next() {
+            if let Ok((batch, outcome)) = done {
+                self.settle(batch, outcome);
+            }
         }
     }
 
@@ -278,6 +352,7 @@ impl Worker {
         let bytes = batch.json_bytes();
         let error = match sent {
             Sent::Delivered => {
+                self.pace.delivered();
                 self.counters.delivered(n);
                 self.counters.batch_delivered();
                 self.release(n, bytes);
@@ -294,17 +369,21 @@ impl Worker {
                 tracing::warn!(%error, events = n, "mcp analytics batch rejected; dropped");
                 self.lose(DropReason::Rejected, n, bytes);
             }
-            Kind::TooLarge => match batch.split() {
-                Some((first, second)) => {
-                    self.ready.insert(0, second);
-                    self.ready.insert(0, first);
+            Kind::TooLarge => {
+                self.pace.too_large(batch.len(), bytes);
+                match batch.split() {
+                    Some((first, second)) => {
+                        self.ready.insert(0, second);
+                        self.ready.insert(0, first);
+                    }
+                    None => {
+                        tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
+                        self.lose(DropReason::TooLarge, n, bytes);
+                    }
                 }
-                None => {
-                    tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
-                    self.lose(DropReason::TooLarge, n, bytes);
-                }
-            },
+            }
             Kind::Retryable { retry_after } => {
+                self.pace.failed();
                 let policy = self.config.retry;
                 if batch.attempt() >= policy.max_attempts {
                     tracing::warn!(%error, events = n, "mcp analytics batch failed after every retry; dropped");

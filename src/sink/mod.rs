@@ -25,8 +25,9 @@ pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + S
 /// A destination for batches of events.
 ///
 /// A sink makes one attempt per call; the layer's worker owns the policy around it:
-/// batching, up to two batches in flight, retries with backoff, `Retry-After` pauses,
-/// splitting a batch the destination found too large. Say which applies through the
+/// batching, how many batches are in flight at once (2 to 16 by default, as the backlog
+/// needs; calls may overlap), retries with backoff, `Retry-After` pauses, splitting a
+/// batch the destination found too large. Say which applies through the
 /// [`SinkError`] you return.
 ///
 /// ```

@@ -3,6 +3,9 @@
 //! `Retry-After`, 413 above a size, hanging, slow answers), and that can go down and come
 //! back on the same URL.
 //!
+//! It also keeps count of the requests it is handling at once (received, not yet
+//! answered), and of the most it ever handled at once.
+//!
 //! Bodies are decoded the way the wire format sends them (gzip when
 //! `Content-Encoding: gzip`). "Stored" events are de-duplicated on `batch_id`, as a
 //! collector honouring `Idempotency-Key` would: a batch accepted twice counts once.
@@ -16,7 +19,10 @@ use std::{
     fmt::Write as _,
     io::Read as _,
     net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -384,6 +390,27 @@ struct Shared {
     /// Bumped after every recorded request, to wake waiters.
     changes: watch::Sender<usize>,
     started: Instant,
+    /// Requests received and not yet answered (hung ones until their connection closes).
+    open: AtomicUsize,
+    /// The most requests ever open at once (since the last reset).
+    most_open: AtomicUsize,
+}
+
+/// Counts a request as open from its arrival until it is answered or dropped.
+struct OpenRequest<'a>(&'a Shared);
+
+impl<'a> OpenRequest<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_open.fetch_max(open, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for OpenRequest<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -457,6 +484,8 @@ impl Collector {
             }),
             changes: watch::Sender::new(0),
             started: Instant::now(),
+            open: AtomicUsize::new(0),
+            most_open: AtomicUsize::new(0),
         });
         let server = spawn_server(listener, shared.clone());
         Collector {
@@ -536,6 +565,18 @@ impl Collector {
     /// Every request received, in arrival order, whatever it was answered.
     pub fn received(&self) -> Vec<Received> {
         self.shared.lock().received.clone()
+    }
+
+    /// The most requests the collector was handling at once (received, not yet answered)
+    /// since it started or since [`Collector::reset_most_concurrent`].
+    pub fn most_concurrent(&self) -> usize {
+        self.shared.most_open.load(Ordering::SeqCst)
+    }
+
+    /// Starts [`Collector::most_concurrent`] again from the requests open now.
+    pub fn reset_most_concurrent(&self) {
+        let open = self.shared.open.load(Ordering::SeqCst);
+        self.shared.most_open.store(open, Ordering::SeqCst);
     }
 
     /// Number of requests received so far.
@@ -816,6 +857,7 @@ fn spawn_server(listener: TcpListener, shared: Arc<Shared>) -> Server {
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let at = Instant::now();
+    let _open = OpenRequest::new(&shared);
     let (parts, body) = request.into_parts();
     let (raw_body, read_error) = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => (bytes, None),
