@@ -2,8 +2,9 @@
 //! `tests/common/collector.rs`) through the real `HttpSink`, whatever the collector does:
 //! goes down and comes back, answers 5xx, 429 with `Retry-After`, 400, 413, hangs, answers
 //! too late, or is slow while the server is overloaded. Also the wire format (gzip, headers), shutdown with
-//! a healthy and a hung collector, and retries through the JSON-lines sink and a custom
-//! `Sink`.
+//! a healthy and a hung collector, retries through the JSON-lines sink and a custom
+//! `Sink`, keeping up with a distant collector, the flush interval, and how many log
+//! lines losses cause.
 //!
 //! Every test checks the accounting invariant
 //! `recorded = delivered + dropped.total() + in_queue`. Event identity is checked two
@@ -1147,6 +1148,172 @@ async fn every_event_reaches_the_sink_within_one_flush_interval() {
     let stats = layer.stats();
     assert_eq!(stats.delivered, offsets.len() as u64, "{stats:?}");
     assert_balanced(&stats);
+}
+
+// ---------------------------------------------------------------------------------------
+// Log lines about losses
+// ---------------------------------------------------------------------------------------
+
+/// Log lines the crate writes at INFO and above on one thread, captured while the guard
+/// lives (a current-thread runtime runs the worker on the test's thread too). One global
+/// subscriber serves every test of this binary; each line goes to the capture of the
+/// thread that wrote it, if any.
+#[derive(Clone, Default)]
+struct Logged(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Logged>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread.
+struct ThreadCapture;
+
+impl io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(logged) = &*capture.borrow() {
+                logged
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing on drop.
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+impl Logged {
+    fn capture() -> (Self, Capturing) {
+        static SUBSCRIBER: std::sync::Once = std::sync::Once::new();
+        SUBSCRIBER.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter("tower_mcp_analytics=info")
+                .with_ansi(false)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        });
+        let logged = Logged::default();
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(logged.clone()));
+        (logged, Capturing)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The lines containing `text`.
+    fn with(&self, text: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line.contains(text))
+            .collect()
+    }
+}
+
+/// The number in `events=N` of a summary line.
+fn summed_up(line: &str) -> u64 {
+    line.split("events=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no event count in {line}"))
+}
+
+/// A dead collector with a small queue: batches run out of retries and free room, the
+/// queue refills and overflows, over and over. That used to log a warning per retries-
+/// exhausted batch and one per flap of the queue; now each kind of loss warns once, and
+/// is summed up once when the sender stops.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_collector_and_a_full_queue_log_one_warning_per_kind_of_loss() {
+    const SENT: u64 = 3_000;
+    let (logged, _guard) = Logged::capture();
+    let mut collector = Collector::start().await;
+    collector.go_down().await;
+    let layer = fast(http_sink(&collector))
+        .queue_capacity(20)
+        .batch_size(5)
+        .backoff(ms(1), ms(5))
+        .max_attempts(2)
+        .build();
+
+    for id in 0..SENT {
+        call(&layer, id).await;
+        if id % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    eventually("many batches to run out of retries", || {
+        layer.stats().dropped.retries_exhausted >= 100
+    })
+    .await;
+    let stats = layer.stats();
+    assert!(stats.dropped.queue_full >= 100, "{stats:?}");
+    assert_eq!(
+        logged.lines().len(),
+        2,
+        "one line per kind of loss:\n{}",
+        logged.lines().join("\n")
+    );
+    assert_eq!(logged.with("queue is full").len(), 1);
+    assert_eq!(logged.with("after every retry failed").len(), 1);
+
+    let report = layer.shutdown(ms(500)).await;
+    let stats = report.stats;
+    assert_balanced(&stats);
+    let lines = logged.lines();
+    assert_eq!(lines.len(), 4, "two summaries more:\n{}", lines.join("\n"));
+    let queue_full = logged.with("dropped because the queue was full over");
+    let retries = logged.with("lost after every retry failed over");
+    assert_eq!((queue_full.len(), retries.len()), (1, 1), "{lines:?}");
+    assert_eq!(summed_up(&queue_full[0]), stats.dropped.queue_full);
+    assert_eq!(summed_up(&retries[0]), stats.dropped.retries_exhausted);
+}
+
+/// A collector that refuses every event as too large: one warning, then one summary,
+/// where there used to be a line per event.
+#[tokio::test(flavor = "current_thread")]
+async fn a_collector_refusing_every_event_as_too_large_logs_one_warning() {
+    const SENT: u64 = 200;
+    let (logged, _guard) = Logged::capture();
+    let collector = Collector::start().await;
+    collector.set_default(Reply::TooLargeAbove(10));
+    let layer = fast(http_sink(&collector)).build();
+
+    calls(&layer, 0..SENT).await;
+    flush(&layer, &collector).await;
+    let stats = layer.stats();
+    assert_eq!(stats.dropped.too_large, SENT, "{stats:?}");
+    assert_eq!(logged.lines().len(), 1, "{}", logged.lines().join("\n"));
+    assert_eq!(logged.with("too large for the destination").len(), 1);
+
+    layer.shutdown(ms(500)).await;
+    let summary = logged.with("too large for the destination over");
+    assert_eq!(logged.lines().len(), 2, "{:?}", logged.lines());
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summed_up(&summary[0]), SENT);
 }
 
 // ---------------------------------------------------------------------------------------

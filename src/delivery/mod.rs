@@ -7,6 +7,7 @@
 //! the worker.
 
 pub(crate) mod batch;
+mod episodes;
 mod pace;
 pub(crate) mod recorder;
 mod retry;
