@@ -142,7 +142,11 @@ impl AnalyticsLayer {
     /// Stops recording, delivers what is queued within `timeout`, stops the worker and
     /// reports. Events recorded afterwards, and events still queued at the deadline, are
     /// counted as `dropped.shutdown`. Calling it again returns the first call's outcome
-    /// with the current counters.
+    /// with the current counters. Once it returns, nothing the layer started can hold up
+    /// the runtime's drop or the process's exit: a send still under way at the deadline
+    /// is dropped with the worker, and the JSON-lines sink writes stdout and files on a
+    /// detached thread of its own (a write blocked for good on a pipe nobody reads ends
+    /// with the process).
     ///
     /// ```
     /// # use std::time::Duration;
