@@ -41,7 +41,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{
     AnalyticsLayer, AnalyticsLayerBuilder, Event, HttpSink, JsonLinesSink, MemorySink, ReplayBody,
-    Stats,
+    Stats, WorkerRuntime,
 };
 
 /// Generous bound for anything asynchronous; only reached when a test fails.
@@ -1314,6 +1314,82 @@ async fn a_collector_refusing_every_event_as_too_large_logs_one_warning() {
     assert_eq!(logged.lines().len(), 2, "{:?}", logged.lines());
     assert_eq!(summary.len(), 1);
     assert_eq!(summed_up(&summary[0]), SENT);
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the worker runs
+// ---------------------------------------------------------------------------------------
+
+/// `flush`, `stats` and `shutdown` behave the same with the worker on the server's runtime
+/// and on a thread of its own: every event reaches a healthy collector once, and a hung
+/// collector leaves `shutdown` returning at its deadline with every event accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_stats_and_shutdown_work_alike_on_either_worker_runtime() {
+    for runtime in [WorkerRuntime::Current, WorkerRuntime::Dedicated] {
+        let collector = Collector::start().await;
+        let (sink, handed) = tee(http_sink(&collector));
+        let layer = fast(sink).worker_runtime(runtime).build();
+        calls(&layer, 0..300).await;
+        flush(&layer, &collector).await;
+        let stats = layer.stats();
+        assert_eq!(
+            (stats.recorded, stats.delivered, stats.in_queue),
+            (300, 300, 0),
+            "{runtime:?}: {stats:?}"
+        );
+        let stored = collector.assert_each_event_once(handed.ids());
+        assert_eq!(request_ids(&stored), (0..300).collect::<Vec<_>>());
+        let report = layer.shutdown(Duration::from_secs(5)).await;
+        assert!(report.flushed, "{runtime:?}: {report:?}");
+        assert_eq!(report.stats.delivered, 300, "{runtime:?}: {report:?}");
+
+        let collector = Collector::start().await;
+        collector.set_default(Reply::Hang);
+        let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+        let layer = fast(sink).worker_runtime(runtime).batch_size(5).build();
+        calls(&layer, 0..10).await;
+        collector.wait_for_requests(2, WAIT).await;
+        let report = tokio::time::timeout(WAIT, layer.shutdown(ms(300)))
+            .await
+            .expect("shutdown returns");
+        assert!(!report.flushed, "{runtime:?}: {report:?}");
+        assert_eq!(
+            (
+                report.stats.recorded,
+                report.stats.dropped.shutdown,
+                report.stats.in_queue
+            ),
+            (10, 10, 0),
+            "{runtime:?}: {report:?}"
+        );
+        call(&layer, 10).await;
+        let after = layer.stats();
+        assert_eq!(after.dropped.shutdown, 11, "{runtime:?}: {after:?}");
+        assert_balanced(&after);
+    }
+}
+
+/// On a dedicated thread the worker delivers while the server's only runtime thread is
+/// busy and never yields; on that thread itself it could not.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dedicated_worker_delivers_while_the_servers_only_thread_is_busy() {
+    const SENT: u64 = 500;
+    let sink = MemorySink::new();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .worker_runtime(WorkerRuntime::Dedicated)
+        .build();
+    // Never yields to the runtime: recording, then waiting without awaiting.
+    calls(&layer, 0..SENT).await;
+    let deadline = Instant::now() + WAIT;
+    while layer.stats().delivered < SENT && Instant::now() < deadline {
+        std::thread::sleep(ms(5));
+    }
+    let stats = layer.stats();
+    assert_eq!((stats.delivered, stats.in_queue), (SENT, 0), "{stats:?}");
+    assert_eq!(sink.events().len() as u64, SENT);
+    let report = layer.shutdown(Duration::from_secs(5)).await;
+    assert!(report.flushed, "{report:?}");
 }
 
 // ---------------------------------------------------------------------------------------
