@@ -1,9 +1,9 @@
 //! [`AnalyticsLayer`]: configuration, the background worker's lifetime, and the handle
 //! users keep for `stats`, `flush` and `shutdown`.
 //!
-//! Owns the builder and its defaults, and starting the worker (on the current tokio
-//! runtime, or on a small thread of its own when built outside one). Never touches a
-//! request: that is [`AnalyticsService`]'s job.
+//! Owns the builder and its defaults, and the worker's lifetime: started where
+//! [`WorkerRuntime`] says (the current tokio runtime, or a small thread of its own), stopped
+//! by `shutdown`. Never touches a request: that is [`AnalyticsService`]'s job.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +15,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tower_layer::Layer;
 
-use crate::delivery::{self, Counters, Recorder, RetryPolicy, ShutdownReport, Stats, WorkerConfig};
+use crate::delivery::{
+    self, Counters, Recorder, RetryPolicy, ShutdownReport, Stats, WorkerConfig, WorkerRuntime,
+};
 use crate::enrich::Enricher;
 use crate::event::Event;
 use crate::hooks::Hooks;
@@ -145,7 +147,11 @@ impl AnalyticsLayer {
     /// Stops recording, delivers what is queued within `timeout`, stops the worker and
     /// reports. Events recorded afterwards, and events still queued at the deadline, are
     /// counted as `dropped.shutdown`. Calling it again returns the first call's outcome
-    /// with the current counters.
+    /// with the current counters. Once it returns, nothing the layer started can hold up
+    /// the runtime's drop or the process's exit: a send still under way at the deadline
+    /// is dropped with the worker, and the JSON-lines sink writes stdout and files on a
+    /// detached thread of its own (a write blocked for good on a pipe nobody reads ends
+    /// with the process).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -281,6 +287,7 @@ pub struct AnalyticsLayerBuilder {
     flush_interval: Duration,
     max_in_flight: usize,
     retry: RetryPolicy,
+    worker_runtime: WorkerRuntime,
 }
 
 impl Default for AnalyticsLayerBuilder {
@@ -307,6 +314,7 @@ impl Default for AnalyticsLayerBuilder {
             flush_interval: Duration::from_secs(1),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             retry: RetryPolicy::default(),
+            worker_runtime: WorkerRuntime::Current,
         }
     }
 }
@@ -834,8 +842,30 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// Builds the layer and starts its worker: on the current tokio runtime when there is
-    /// one, otherwise on a dedicated thread.
+    /// Where the background worker runs (default [`WorkerRuntime::Current`]: a task on the
+    /// runtime the layer is built on). [`WorkerRuntime::Dedicated`] gives it a thread and a
+    /// current-thread runtime of its own, keeping event building, compression and sending
+    /// off the server's runtime threads; `stats`, `flush` and `shutdown` work the same.
+    ///
+    /// ```
+    /// use tower_mcp_analytics::{AnalyticsLayer, WorkerRuntime};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = AnalyticsLayer::builder()
+    ///     .worker_runtime(WorkerRuntime::Dedicated)
+    ///     .build();
+    /// let report = layer.shutdown(std::time::Duration::from_secs(5)).await;
+    /// assert!(report.flushed);
+    /// # }
+    /// ```
+    pub fn worker_runtime(mut self, runtime: WorkerRuntime) -> Self {
+        self.worker_runtime = runtime;
+        self
+    }
+
+    /// Builds the layer and starts its worker where
+    /// [`worker_runtime`](Self::worker_runtime) says: by default on the current tokio
+    /// runtime when there is one, otherwise on a dedicated thread.
     ///
     /// ```
     /// // Outside a runtime works too: the worker gets a thread of its own.
@@ -884,9 +914,10 @@ impl AnalyticsLayerBuilder {
         };
         let enricher = Enricher::new(sessions, capacity, Arc::clone(&counters));
         let privacy = Arc::new(self.privacy);
-        let worker = spawn_worker(delivery::run(
-            rx, wake, sink, enricher, privacy, counters, config,
-        ));
+        let worker = delivery::spawn(
+            delivery::run(rx, wake, sink, enricher, privacy, counters, config),
+            self.worker_runtime,
+        );
         AnalyticsLayer {
             shared: Arc::new(Shared {
                 config: Config {
@@ -902,43 +933,6 @@ impl AnalyticsLayerBuilder {
                 worker: Mutex::new(worker),
                 flushed: AtomicBool::new(true),
             }),
-        }
-    }
-}
-
-/// Spawns the worker on the current runtime, or on a thread running a small runtime of
-/// its own that ends with the worker.
-fn spawn_worker(worker: impl Future<Output = ()> + Send + 'static) -> Option<JoinHandle<()>> {
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        return Some(handle.spawn(worker));
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "mcp analytics could not start its worker; events will be dropped");
-            return None;
-        }
-    };
-    let (done, finished) = oneshot::channel::<()>();
-    let handle = runtime.spawn(async move {
-        worker.await;
-        drop(done);
-    });
-    let thread = std::thread::Builder::new()
-        .name("mcp-analytics".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                let _ = finished.await;
-            })
-        });
-    match thread {
-        Ok(_) => Some(handle),
-        Err(error) => {
-            tracing::error!(%error, "mcp analytics could not start its worker thread; events will be dropped");
-            None
         }
     }
 }

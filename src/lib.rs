@@ -63,7 +63,7 @@ mod session;
 pub mod sink;
 
 pub use body::{ObservedBody, ReplayBody};
-pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats};
+pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats, WorkerRuntime};
 pub use event::{Event, EventError, Outcome, RawJson, ResponseKind};
 pub use identity::{McpMessage, RequestView, UserIdentity};
 pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};

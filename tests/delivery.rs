@@ -2,8 +2,9 @@
 //! `tests/common/collector.rs`) through the real `HttpSink`, whatever the collector does:
 //! goes down and comes back, answers 5xx, 429 with `Retry-After`, 400, 413, hangs, answers
 //! too late, or is slow while the server is overloaded. Also the wire format (gzip, headers), shutdown with
-//! a healthy and a hung collector, and retries through the JSON-lines sink and a custom
-//! `Sink`.
+//! a healthy and a hung collector, retries through the JSON-lines sink and a custom
+//! `Sink`, keeping up with a distant collector, the flush interval, and how many log
+//! lines losses cause.
 //!
 //! Every test checks the accounting invariant
 //! `recorded = delivered + dropped.total() + in_queue`. Event identity is checked two
@@ -40,7 +41,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use tower_mcp_analytics::sink::{Batch, Sink, SinkError, SinkFuture};
 use tower_mcp_analytics::{
     AnalyticsLayer, AnalyticsLayerBuilder, Event, HttpSink, JsonLinesSink, MemorySink, ReplayBody,
-    Stats,
+    Stats, WorkerRuntime,
 };
 
 /// Generous bound for anything asynchronous; only reached when a test fails.
@@ -1147,6 +1148,248 @@ async fn every_event_reaches_the_sink_within_one_flush_interval() {
     let stats = layer.stats();
     assert_eq!(stats.delivered, offsets.len() as u64, "{stats:?}");
     assert_balanced(&stats);
+}
+
+// ---------------------------------------------------------------------------------------
+// Log lines about losses
+// ---------------------------------------------------------------------------------------
+
+/// Log lines the crate writes at INFO and above on one thread, captured while the guard
+/// lives (a current-thread runtime runs the worker on the test's thread too). One global
+/// subscriber serves every test of this binary; each line goes to the capture of the
+/// thread that wrote it, if any.
+#[derive(Clone, Default)]
+struct Logged(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Logged>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the current thread.
+struct ThreadCapture;
+
+impl io::Write for ThreadCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        CAPTURE.with(|capture| {
+            if let Some(logged) = &*capture.borrow() {
+                logged
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stops capturing on drop.
+struct Capturing;
+
+impl Drop for Capturing {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+impl Logged {
+    fn capture() -> (Self, Capturing) {
+        static SUBSCRIBER: std::sync::Once = std::sync::Once::new();
+        SUBSCRIBER.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter("tower_mcp_analytics=info")
+                .with_ansi(false)
+                .with_writer(|| ThreadCapture)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        });
+        let logged = Logged::default();
+        CAPTURE.with(|capture| *capture.borrow_mut() = Some(logged.clone()));
+        (logged, Capturing)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The lines containing `text`.
+    fn with(&self, text: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line.contains(text))
+            .collect()
+    }
+}
+
+/// The number in `events=N` of a summary line.
+fn summed_up(line: &str) -> u64 {
+    line.split("events=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no event count in {line}"))
+}
+
+/// A dead collector with a small queue: batches run out of retries and free room, the
+/// queue refills and overflows, over and over. That used to log a warning per retries-
+/// exhausted batch and one per flap of the queue; now each kind of loss warns once, and
+/// is summed up once when the sender stops.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dead_collector_and_a_full_queue_log_one_warning_per_kind_of_loss() {
+    const SENT: u64 = 3_000;
+    let (logged, _guard) = Logged::capture();
+    let mut collector = Collector::start().await;
+    collector.go_down().await;
+    let layer = fast(http_sink(&collector))
+        .queue_capacity(20)
+        .batch_size(5)
+        .backoff(ms(1), ms(5))
+        .max_attempts(2)
+        .build();
+
+    for id in 0..SENT {
+        call(&layer, id).await;
+        if id % 10 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    eventually("many batches to run out of retries", || {
+        layer.stats().dropped.retries_exhausted >= 100
+    })
+    .await;
+    let stats = layer.stats();
+    assert!(stats.dropped.queue_full >= 100, "{stats:?}");
+    assert_eq!(
+        logged.lines().len(),
+        2,
+        "one line per kind of loss:\n{}",
+        logged.lines().join("\n")
+    );
+    assert_eq!(logged.with("queue is full").len(), 1);
+    assert_eq!(logged.with("after every retry failed").len(), 1);
+
+    let report = layer.shutdown(ms(500)).await;
+    let stats = report.stats;
+    assert_balanced(&stats);
+    let lines = logged.lines();
+    assert_eq!(lines.len(), 4, "two summaries more:\n{}", lines.join("\n"));
+    let queue_full = logged.with("dropped because the queue was full over");
+    let retries = logged.with("lost after every retry failed over");
+    assert_eq!((queue_full.len(), retries.len()), (1, 1), "{lines:?}");
+    assert_eq!(summed_up(&queue_full[0]), stats.dropped.queue_full);
+    assert_eq!(summed_up(&retries[0]), stats.dropped.retries_exhausted);
+}
+
+/// A collector that refuses every event as too large: one warning, then one summary,
+/// where there used to be a line per event.
+#[tokio::test(flavor = "current_thread")]
+async fn a_collector_refusing_every_event_as_too_large_logs_one_warning() {
+    const SENT: u64 = 200;
+    let (logged, _guard) = Logged::capture();
+    let collector = Collector::start().await;
+    collector.set_default(Reply::TooLargeAbove(10));
+    let layer = fast(http_sink(&collector)).build();
+
+    calls(&layer, 0..SENT).await;
+    flush(&layer, &collector).await;
+    let stats = layer.stats();
+    assert_eq!(stats.dropped.too_large, SENT, "{stats:?}");
+    assert_eq!(logged.lines().len(), 1, "{}", logged.lines().join("\n"));
+    assert_eq!(logged.with("too large for the destination").len(), 1);
+
+    layer.shutdown(ms(500)).await;
+    let summary = logged.with("too large for the destination over");
+    assert_eq!(logged.lines().len(), 2, "{:?}", logged.lines());
+    assert_eq!(summary.len(), 1);
+    assert_eq!(summed_up(&summary[0]), SENT);
+}
+
+// ---------------------------------------------------------------------------------------
+// Where the worker runs
+// ---------------------------------------------------------------------------------------
+
+/// `flush`, `stats` and `shutdown` behave the same with the worker on the server's runtime
+/// and on a thread of its own: every event reaches a healthy collector once, and a hung
+/// collector leaves `shutdown` returning at its deadline with every event accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_stats_and_shutdown_work_alike_on_either_worker_runtime() {
+    for runtime in [WorkerRuntime::Current, WorkerRuntime::Dedicated] {
+        let collector = Collector::start().await;
+        let (sink, handed) = tee(http_sink(&collector));
+        let layer = fast(sink).worker_runtime(runtime).build();
+        calls(&layer, 0..300).await;
+        flush(&layer, &collector).await;
+        let stats = layer.stats();
+        assert_eq!(
+            (stats.recorded, stats.delivered, stats.in_queue),
+            (300, 300, 0),
+            "{runtime:?}: {stats:?}"
+        );
+        let stored = collector.assert_each_event_once(handed.ids());
+        assert_eq!(request_ids(&stored), (0..300).collect::<Vec<_>>());
+        let report = layer.shutdown(Duration::from_secs(5)).await;
+        assert!(report.flushed, "{runtime:?}: {report:?}");
+        assert_eq!(report.stats.delivered, 300, "{runtime:?}: {report:?}");
+
+        let collector = Collector::start().await;
+        collector.set_default(Reply::Hang);
+        let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+        let layer = fast(sink).worker_runtime(runtime).batch_size(5).build();
+        calls(&layer, 0..10).await;
+        collector.wait_for_requests(2, WAIT).await;
+        let report = tokio::time::timeout(WAIT, layer.shutdown(ms(300)))
+            .await
+            .expect("shutdown returns");
+        assert!(!report.flushed, "{runtime:?}: {report:?}");
+        assert_eq!(
+            (
+                report.stats.recorded,
+                report.stats.dropped.shutdown,
+                report.stats.in_queue
+            ),
+            (10, 10, 0),
+            "{runtime:?}: {report:?}"
+        );
+        call(&layer, 10).await;
+        let after = layer.stats();
+        assert_eq!(after.dropped.shutdown, 11, "{runtime:?}: {after:?}");
+        assert_balanced(&after);
+    }
+}
+
+/// On a dedicated thread the worker delivers while the server's only runtime thread is
+/// busy and never yields; on that thread itself it could not.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dedicated_worker_delivers_while_the_servers_only_thread_is_busy() {
+    const SENT: u64 = 500;
+    let sink = MemorySink::new();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .worker_runtime(WorkerRuntime::Dedicated)
+        .build();
+    // Never yields to the runtime: recording, then waiting without awaiting.
+    calls(&layer, 0..SENT).await;
+    let deadline = Instant::now() + WAIT;
+    while layer.stats().delivered < SENT && Instant::now() < deadline {
+        std::thread::sleep(ms(5));
+    }
+    let stats = layer.stats();
+    assert_eq!((stats.delivered, stats.in_queue), (SENT, 0), "{stats:?}");
+    assert_eq!(sink.events().len() as u64, SENT);
+    let report = layer.shutdown(Duration::from_secs(5)).await;
+    assert!(report.flushed, "{report:?}");
 }
 
 // ---------------------------------------------------------------------------------------

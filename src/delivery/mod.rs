@@ -7,15 +7,19 @@
 //! the worker.
 
 pub(crate) mod batch;
+mod episodes;
 mod pace;
 pub(crate) mod recorder;
 mod retry;
+mod runtime;
 mod stats;
 mod worker;
 
 pub use batch::Batch;
 pub(crate) use recorder::Recorder;
 pub(crate) use retry::RetryPolicy;
+pub use runtime::WorkerRuntime;
+pub(crate) use runtime::spawn;
 pub(crate) use stats::{Counters, DropReason, HookKind};
 pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
 pub(crate) use worker::{WAKE_EVERY, WorkerConfig, run};

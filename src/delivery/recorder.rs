@@ -2,7 +2,8 @@
 //!
 //! Owns the queue's two bounds (entries and retained bytes) and the drop accounting of
 //! anything that never reaches the worker. Never awaits, never locks, never panics, and
-//! logs an overload once per episode rather than once per event.
+//! logs an overload once per episode rather than once per event: the first loss warns,
+//! and the worker sums up the episode once no loss happened for a while.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -76,7 +77,6 @@ pub(crate) struct Recorder {
     max_queued_bytes: usize,
     max_queued_events: usize,
     closed: AtomicBool,
-    overloaded: AtomicBool,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -102,7 +102,6 @@ impl Recorder {
             max_queued_bytes,
             max_queued_events,
             closed: AtomicBool::new(false),
-            overloaded: AtomicBool::new(false),
         }
     }
 
@@ -165,7 +164,6 @@ impl Recorder {
         match self.tx.try_send(Envelope::Exchange(queued)) {
             Ok(()) => {
                 self.counters.recorded(events);
-                self.overloaded.store(false, Relaxed);
                 // Wake the worker once when the queued events would get its open batch sealed
                 // (or `wake_at` are queued); not again until it has taken the queue in (it
                 // clears the flag).
@@ -190,10 +188,13 @@ impl Recorder {
         }
     }
 
+    /// Warns once per episode; the worker sums it up when it ends.
     fn overload(&self) {
-        if !self.overloaded.swap(true, Relaxed) {
+        if !self.counters.queue_full_warned.swap(true, Relaxed) {
             tracing::warn!(
-                "mcp analytics queue is full: events are being dropped (see stats().dropped.queue_full)"
+                "mcp analytics queue is full: events are being dropped (counted in \
+                 stats().dropped.queue_full); further losses of this kind are summed up when \
+                 they stop"
             );
         }
     }

@@ -74,6 +74,9 @@ pub(crate) struct Counters {
     pub(crate) queued_events: AtomicUsize,
     /// The request path has woken the worker, which has not taken the queue in since.
     pub(crate) wake_requested: AtomicBool,
+    /// The request path has warned that the queue is full, and the worker has not yet
+    /// summed up that episode (see `episodes`).
+    pub(crate) queue_full_warned: AtomicBool,
     /// About how many more events get the worker's open batch sealed (published by the
     /// worker; 0 until it has said).
     pub(crate) seal_in: AtomicUsize,

@@ -9,7 +9,8 @@
 //! size to the backlog, within `max_in_flight`, `batch_size` and `batch_bytes`),
 //! scheduling retries on timers (new events keep batching meanwhile; due retries are sent
 //! first), pausing all sending for a `Retry-After`, splitting a batch the destination
-//! found too large, and accounting for every event. Holds at most
+//! found too large, and accounting for every event (its log lines about losses come one
+//! warning and one summary per episode, see [`Episodes`]). Holds at most
 //! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
 //! exchanges in the queue, which then fills and drops (counted) on the request side. With
 //! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges (or
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::batch::{Batch, Batcher, json_size};
+use super::episodes::{Episodes, Loss};
 use super::pace::Pace;
 use super::recorder::Envelope;
 use super::retry::RetryPolicy;
@@ -70,6 +72,7 @@ pub(crate) async fn run(
 ) {
     let pace = Pace::new(config.max_in_flight, config.batch_size, config.batch_bytes);
     let mut worker = Worker {
+        episodes: Episodes::new(Arc::clone(&counters)),
         rx,
         sink,
         enricher,
@@ -126,6 +129,7 @@ pub(crate) async fn run(
             () = wake.notified() => {}
             _ = tick.tick() => {
                 worker.pace.review();
+                worker.episodes.review();
                 worker.due = Some(worker.rx.len());
             }
             () = sleep_until(deadline) => {}
@@ -170,6 +174,8 @@ enum Sent {
 }
 
 struct Worker {
+    /// Log lines about losses, one warning and one summary per episode.
+    episodes: Episodes,
     rx: mpsc::Receiver<Envelope>,
     sink: Arc<dyn Sink>,
     enricher: Enricher,
@@ -359,14 +365,15 @@ impl Worker {
                 return;
             }
             Sent::Panicked => {
-                tracing::error!(events = n, "mcp analytics sink panicked; batch dropped");
+                self.episodes
+                    .lost(Loss::SinkPanicked, n, &"the sink panicked; batch dropped");
                 return self.lose(DropReason::SinkPanicked, n, bytes);
             }
             Sent::Failed(error) => error,
         };
         match error.kind() {
             Kind::Rejected => {
-                tracing::warn!(%error, events = n, "mcp analytics batch rejected; dropped");
+                self.episodes.lost(Loss::Rejected, n, &error);
                 self.lose(DropReason::Rejected, n, bytes);
             }
             Kind::TooLarge => {
@@ -377,7 +384,7 @@ impl Worker {
                         self.ready.insert(0, first);
                     }
                     None => {
-                        tracing::warn!(%error, "mcp analytics event too large for the destination; dropped");
+                        self.episodes.lost(Loss::TooLarge, n, &error);
                         self.lose(DropReason::TooLarge, n, bytes);
                     }
                 }
@@ -386,7 +393,7 @@ impl Worker {
                 self.pace.failed();
                 let policy = self.config.retry;
                 if batch.attempt() >= policy.max_attempts {
-                    tracing::warn!(%error, events = n, "mcp analytics batch failed after every retry; dropped");
+                    self.episodes.lost(Loss::RetriesExhausted, n, &error);
                     return self.lose(DropReason::RetriesExhausted, n, bytes);
                 }
                 let fraction = crate::event::ids::random_fraction();
