@@ -17,6 +17,8 @@
 //!   only when `LOAD_BENCH_VARIANTS` names it;
 //! * `dead`: behind the layer, the collector's port refuses connections;
 //! * `hung`: behind the layer, the collector accepts and never answers;
+//! * `thread` (only when named): `healthy` with `.worker_runtime(WorkerRuntime::Dedicated)`,
+//!   the worker on a thread of its own instead of the server's runtime threads;
 //! * `shared-memory`: `healthy` with the memory store presented as a shared one, so that
 //!   the layer takes its shared-store path (a backlog gathered per store call, the memory
 //!   mirror, the timeout) with no Redis behind it;
@@ -119,15 +121,24 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower_mcp_analytics::{
     AnalyticsLayer, HttpSink, MemorySessionStore, SessionRequest, SessionStore, StoreFuture,
-    identity,
+    WorkerRuntime, identity,
 };
 
 #[cfg(not(feature = "redis"))]
-const VARIANTS: &[&str] = &["bare", "healthy", "slow", "shared-memory", "dead", "hung"];
+const VARIANTS: &[&str] = &[
+    "bare",
+    "healthy",
+    "thread",
+    "slow",
+    "shared-memory",
+    "dead",
+    "hung",
+];
 #[cfg(feature = "redis")]
 const VARIANTS: &[&str] = &[
     "bare",
     "healthy",
+    "thread",
     "slow",
     "shared-memory",
     "redis",
@@ -136,7 +147,7 @@ const VARIANTS: &[&str] = &[
 ];
 /// Variants run only when `LOAD_BENCH_VARIANTS` names them, so that the default run
 /// keeps its length.
-const OPT_IN: &[&str] = &["slow"];
+const OPT_IN: &[&str] = &["slow", "thread"];
 const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -256,6 +267,9 @@ fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
         .sink(HttpSink::new(url));
     if variant == "shared-memory" {
         builder = builder.session_store(SharedMemory(MemorySessionStore::new()));
+    }
+    if variant == "thread" {
+        builder = builder.worker_runtime(WorkerRuntime::Dedicated);
     }
     #[cfg(feature = "redis")]
     let builder = if variant == "redis" {
@@ -853,7 +867,7 @@ async fn drive(settings: Settings, mixes: Vec<Mix>) {
         let mut servers = Vec::new();
         for &variant in &settings.variants {
             let state = match variant {
-                "healthy" | "shared-memory" | "redis" => Some(CollectorState::Healthy),
+                "healthy" | "thread" | "shared-memory" | "redis" => Some(CollectorState::Healthy),
                 "slow" => Some(CollectorState::Slow(settings.collector_delay)),
                 "dead" => Some(CollectorState::Dead),
                 "hung" => Some(CollectorState::Hung),
