@@ -134,8 +134,8 @@ pub(crate) async fn run(
             }
             () = sleep_until(deadline) => {}
             Some(done) = worker.in_flight.join_next(), if !worker.in_flight.is_empty() => {
-                if let Ok((batch, outcome)) = done {
-                    worker.settle(batch, outcome);
+                if let Ok(sent) = done {
+                    worker.settle(sent);
                 }
             }
         }
@@ -166,8 +166,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// What became of one attempt.
+/// What became of one attempt, as its sending task hands it back. A batch that is done
+/// with (delivered, or lost to a panicking sink) is dropped by that task, off the worker:
+/// freeing thousands of events is work the worker need not do.
 enum Sent {
+    Delivered { events: u64, bytes: usize },
+    Panicked { events: u64, bytes: usize },
+    Failed(Batch, crate::sink::SinkError),
+}
+
+/// What one call of the sink came to.
+enum Attempt {
     Delivered,
     Failed(crate::sink::SinkError),
     Panicked,
@@ -197,7 +206,7 @@ struct Worker {
     ready: Vec<Batch>,
     /// Batches waiting for their retry time.
     retries: Vec<(Instant, Batch)>,
-    in_flight: JoinSet<(Batch, Sent)>,
+    in_flight: JoinSet<Sent>,
     /// No sending before this (the destination asked for a pause).
     paused_until: Option<Instant>,
     /// Flush requests waiting for everything held to be resolved.
@@ -333,8 +342,12 @@ impl Worker {
             let batch = self.ready.remove(0);
             let sink = Arc::clone(&self.sink);
             self.in_flight.spawn(async move {
-                let sent = attempt(&*sink, &batch).await;
-                (batch, sent)
+                let (events, bytes) = (batch.len() as u64, batch.json_bytes());
+                match attempt(&*sink, &batch).await {
+                    Attempt::Delivered => Sent::Delivered { events, bytes },
+                    Attempt::Panicked => Sent::Panicked { events, bytes },
+                    Attempt::Failed(error) => Sent::Failed(batch, error),
+                }
             });
         }
         if !self.ready.is_empty() {
@@ -346,31 +359,34 @@ impl Worker {
     /// a backlog keeps the worker from waiting for one.
     fn settle_finished(&mut self) {
         while let Some(done) = self.in_flight.try_join_next() {
-            if let Ok((batch, outcome)) = done {
-                self.settle(batch, outcome);
+            if let Ok(sent) = done {
+                self.settle(sent);
             }
         }
     }
 
     /// Accounts for a finished attempt: delivered, retried, split, or lost with a reason.
-    fn settle(&mut self, mut batch: Batch, sent: Sent) {
-        let n = batch.len() as u64;
-        let bytes = batch.json_bytes();
-        let error = match sent {
-            Sent::Delivered => {
+    fn settle(&mut self, sent: Sent) {
+        let (mut batch, error) = match sent {
+            Sent::Delivered { events, bytes } => {
                 self.pace.delivered();
-                self.counters.delivered(n);
+                self.counters.delivered(events);
                 self.counters.batch_delivered();
-                self.release(n, bytes);
+                self.release(events, bytes);
                 return;
             }
-            Sent::Panicked => {
-                self.episodes
-                    .lost(Loss::SinkPanicked, n, &"the sink panicked; batch dropped");
-                return self.lose(DropReason::SinkPanicked, n, bytes);
+            Sent::Panicked { events, bytes } => {
+                self.episodes.lost(
+                    Loss::SinkPanicked,
+                    events,
+                    &"the sink panicked; batch dropped",
+                );
+                return self.lose(DropReason::SinkPanicked, events, bytes);
             }
-            Sent::Failed(error) => error,
+            Sent::Failed(batch, error) => (batch, error),
         };
+        let n = batch.len() as u64;
+        let bytes = batch.json_bytes();
         match error.kind() {
             Kind::Rejected => {
                 self.episodes.lost(Loss::Rejected, n, &error);
@@ -448,15 +464,15 @@ impl Worker {
 }
 
 /// One attempt, with panics in the sink (making the future or polling it) caught.
-async fn attempt(sink: &dyn Sink, batch: &Batch) -> Sent {
+async fn attempt(sink: &dyn Sink, batch: &Batch) -> Attempt {
     let future = match catch_unwind(AssertUnwindSafe(|| sink.send(batch))) {
         Ok(future) => future,
-        Err(_) => return Sent::Panicked,
+        Err(_) => return Attempt::Panicked,
     };
     match CatchUnwind(future).await {
-        Ok(Ok(())) => Sent::Delivered,
-        Ok(Err(error)) => Sent::Failed(error),
-        Err(()) => Sent::Panicked,
+        Ok(Ok(())) => Attempt::Delivered,
+        Ok(Err(error)) => Attempt::Failed(error),
+        Err(()) => Attempt::Panicked,
     }
 }
 
