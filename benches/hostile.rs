@@ -51,7 +51,10 @@ mod bench_server;
 mod closing;
 #[path = "../examples/support/demo_server.rs"]
 mod demo_server;
+#[path = "support/process.rs"]
+mod process;
 
+use process::{env_number, pin_self};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -98,13 +101,6 @@ const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
 /// The memory the layer may add in an outage.
 const OUTAGE_GOAL_MIB: f64 = 40.0;
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if std::env::var_os("HOSTILE_BENCH_SERVER").is_some() {
@@ -187,26 +183,6 @@ fn server_main() {
         server.abort();
         closing::shut_down_and_print(layer, SHUTDOWN_DEADLINE).await;
     });
-}
-
-/// Pins this process to `cpu` with `taskset`, when there is more than one CPU.
-fn pin_self(cpu: usize) -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus < 2 {
-        return false;
-    }
-    Command::new("taskset")
-        .args([
-            "-a",
-            "-p",
-            "-c",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 struct ServerProcess {

@@ -96,10 +96,13 @@
 mod closing;
 #[path = "../examples/support/demo_server.rs"]
 mod demo_server;
+#[path = "support/process.rs"]
+mod process;
 #[cfg(feature = "redis")]
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
+use process::{env_number, pin_self};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -151,13 +154,6 @@ const OPT_IN: &[&str] = &["slow", "thread"];
 const USERS: usize = 50;
 const CLIENTS: [&str; 2] = ["claude-ai", "cursor-vscode"];
 const WARM_UP: Duration = Duration::from_secs(1);
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     if let Ok(variant) = std::env::var("LOAD_BENCH_SERVER") {
@@ -296,26 +292,6 @@ impl SessionStore for SharedMemory {
             ids.await
         })
     }
-}
-
-/// Pins this process to `cpu` with `taskset`, when there is more than one CPU.
-fn pin_self(cpu: usize) -> bool {
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus < 2 {
-        return false;
-    }
-    Command::new("taskset")
-        .args([
-            "-a",
-            "-p",
-            "-c",
-            &cpu.to_string(),
-            &std::process::id().to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 on Linux).
