@@ -54,7 +54,7 @@ mod demo_server;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{env_number, pin_self};
+use process::{env_number, pin_self, serve_until_stdin_closes};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -69,7 +69,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -163,24 +162,7 @@ fn server_main() {
         if let Some(layer) = &layer {
             router = router.layer(layer.clone());
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        println!("listening {addr}");
-        // The parent closes stdin to stop the server.
-        let stop = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-                line.clear();
-            }
-        });
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let _ = stop.await;
-        server.abort();
+        serve_until_stdin_closes(router).await;
         closing::shut_down_and_print(layer, SHUTDOWN_DEADLINE).await;
     });
 }

@@ -102,8 +102,8 @@ mod process;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
-use process::{env_number, pin_self};
-use std::io::{BufRead, BufReader, Write};
+use process::{env_number, pin_self, serve_until_stdin_closes};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
@@ -115,7 +115,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use closing::Closing;
 use http::{Request, header};
 use http_body_util::{BodyExt, Full};
@@ -223,26 +222,7 @@ fn server_main(variant: &str) {
         if let Some(layer) = &layer {
             router = router.layer(layer.clone());
         }
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        println!("listening {addr}");
-        std::io::stdout().flush().expect("stdout");
-        // The parent closes stdin to stop the server.
-        let stop = tokio::task::spawn_blocking(|| {
-            let mut line = String::new();
-            while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-                line.clear();
-            }
-        });
-        // Answers of several small frames (SSE) must not wait for delayed acknowledgements.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let _ = stop.await;
-        server.abort();
+        serve_until_stdin_closes(router).await;
         // The load has stopped: what is still queued or in flight gets up to
         // `SHUTDOWN_DEADLINE` to reach the collector before it counts as lost.
         closing::shut_down_and_print(layer, SHUTDOWN_DEADLINE).await;

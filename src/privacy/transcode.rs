@@ -129,6 +129,14 @@ impl Writer<'_> {
         escaped(&mut self.out, &text);
     }
 
+    /// Writes what stands for a container nested deeper than the limit.
+    fn too_deep<E: de::Error>(&mut self, kind: &str, count: usize, of: &str) -> Result<(), E> {
+        self.marker(&format!(
+            "[truncated: {kind} of {count} {of} nested too deep]"
+        ));
+        self.check()
+    }
+
     /// Writes a marker the limits produced (never redacted, as it says nothing of the
     /// payload but its shape).
     fn marker(&mut self, text: &str) {
@@ -291,14 +299,8 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.too_deep() {
-            let mut count = 0usize;
-            while seq.next_element::<IgnoredAny>()?.is_some() {
-                count += 1;
-            }
-            self.writer.marker(&format!(
-                "[truncated: array of {count} items nested too deep]"
-            ));
-            return self.writer.check();
+            let count = skip_items(&mut seq)?;
+            return self.writer.too_deep("array", count, "items");
         }
         let items = self.items();
         let depth = self.depth;
@@ -323,10 +325,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
             }
             kept += 1;
         }
-        let mut more = 0usize;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            more += 1;
-        }
+        let more = skip_items(&mut seq)?;
         if more > 0 {
             if kept > 0 {
                 writer.out.push(b',');
@@ -339,15 +338,8 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.too_deep() {
-            let mut count = 0usize;
-            while map.next_key::<IgnoredAny>()?.is_some() {
-                map.next_value::<IgnoredAny>()?;
-                count += 1;
-            }
-            self.writer.marker(&format!(
-                "[truncated: object of {count} keys nested too deep]"
-            ));
-            return self.writer.check();
+            let count = skip_entries(&mut map)?;
+            return self.writer.too_deep("object", count, "keys");
         }
         let items = self.items();
         let depth = self.depth;
@@ -410,6 +402,24 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         }
         writer.check()
     }
+}
+
+/// Skips the rest of an array, counting its items.
+fn skip_items<'de, A: SeqAccess<'de>>(seq: &mut A) -> Result<usize, A::Error> {
+    let mut count = 0;
+    while seq.next_element::<IgnoredAny>()?.is_some() {
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Skips the rest of an object, counting its keys.
+fn skip_entries<'de, A: MapAccess<'de>>(map: &mut A) -> Result<usize, A::Error> {
+    let mut count = 0;
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// An object key, borrowed from the input when it has no escapes.
@@ -495,13 +505,11 @@ impl<'de> Visitor<'de> for Flag<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
+        skip_items(&mut seq).map(drop)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(())
+        skip_entries(&mut map).map(drop)
     }
 }
 
