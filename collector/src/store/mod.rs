@@ -1,0 +1,197 @@
+//! Where events live: the [`Store`] trait the collector writes and reads through, the
+//! rows it hands back, and [`SqliteStore`], the default.
+//!
+//! A store owns durability (a commit returns only once the batch is on disk),
+//! de-duplication (by batch id and by event id) and the collector's session grouping
+//! (same user + same client + gap ≤ the window = one session, whatever the arrival order).
+//! It never aggregates for a page: that is [`crate::report`]'s job, on the rows returned
+//! here, so another database only has to store and filter.
+
+mod migrations;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use serde::Serialize;
+
+use crate::wire::IncomingBatch;
+
+/// A store failed (I/O, a full disk, a corrupt file): the request gets a 503.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "storage error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What storing one batch did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Committed {
+    /// Events newly stored.
+    pub stored: usize,
+    /// Events already stored under the same id, skipped.
+    pub duplicates: usize,
+    /// The whole batch had already been stored (a retry); nothing was written.
+    pub replayed: bool,
+}
+
+/// How an event's session was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grouping {
+    /// The layer named the session (an MCP session, or its own grouping).
+    Layer,
+    /// The collector grouped it: same user + same client + within the window.
+    Collector,
+    /// Anonymous and without a session: a session of its own.
+    Single,
+}
+
+impl Grouping {
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Self::Layer => 0,
+            Self::Collector => 1,
+            Self::Single => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: i64) -> Self {
+        match code {
+            0 => Self::Layer,
+            1 => Self::Collector,
+            _ => Self::Single,
+        }
+    }
+}
+
+/// The part of a stored event every page works from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventRow {
+    /// Arrival order, unique: the live tail's cursor.
+    pub seq: i64,
+    /// The event id.
+    pub id: String,
+    /// When it started, ms since the Unix epoch.
+    pub ts: i64,
+    /// `event_type`.
+    pub event_type: String,
+    /// `method`.
+    pub method: String,
+    /// The tool of a `tools/call` (or the resource / prompt name).
+    pub tool: Option<String>,
+    /// `outcome`.
+    pub outcome: String,
+    /// `is_error`.
+    pub is_error: bool,
+    /// `duration_ms`.
+    pub duration_ms: f64,
+    /// The client's label (display name, else name).
+    pub client: String,
+    /// The user's id.
+    pub user_id: Option<String>,
+    /// The user's name.
+    pub user_name: Option<String>,
+    /// The session it belongs to.
+    pub session_id: String,
+    /// How that session was decided.
+    #[serde(skip)]
+    pub grouping: Grouping,
+}
+
+/// Which events a page looks at: a time range and optional filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// From this time (ms, inclusive).
+    pub from: i64,
+    /// To this time (ms, exclusive).
+    pub to: i64,
+    /// Only this tool.
+    pub tool: Option<String>,
+    /// Only this client label.
+    pub client: Option<String>,
+    /// Only this user id.
+    pub user: Option<String>,
+}
+
+/// A session, summed over the events of a filter.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SessionRow {
+    /// The session id.
+    pub session_id: String,
+    /// The user, if identified.
+    pub user_id: Option<String>,
+    /// The user's name.
+    pub user_name: Option<String>,
+    /// The client's label.
+    pub client: String,
+    /// Its first event's time (ms).
+    pub started: i64,
+    /// Its last event's time (ms).
+    pub ended: i64,
+    /// Events.
+    pub events: u64,
+    /// `tools/call` events.
+    pub tool_calls: u64,
+    /// Events with `is_error`.
+    pub errors: u64,
+    /// How the session was decided.
+    pub grouped_by: Grouping,
+}
+
+/// Names seen in a range, for the filter menus.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Facets {
+    /// Tool names.
+    pub tools: Vec<String>,
+    /// Client labels.
+    pub clients: Vec<String>,
+    /// User ids.
+    pub users: Vec<String>,
+}
+
+/// Storage for the collector. Reads may run on several threads at once; `commit` and
+/// `delete_before` are only ever called from the collector's one writer thread.
+///
+/// ```
+/// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
+///
+/// let store = SqliteStore::open_in_memory(std::time::Duration::from_secs(1800))?;
+/// let rows = store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() })?;
+/// assert!(rows.is_empty());
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
+pub trait Store: Send + Sync + 'static {
+    /// Stores batches in one durable commit, each all or nothing; returns what each did.
+    fn commit(&self, batches: &[IncomingBatch]) -> Result<Vec<Committed>, StoreError>;
+    /// Deletes events that started before `cutoff` (ms) and batch ids received before it;
+    /// returns how many events went.
+    fn delete_before(&self, cutoff: i64) -> Result<u64, StoreError>;
+    /// Events in the filter, in no particular order.
+    fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError>;
+    /// Every event of one session, in time order.
+    fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError>;
+    /// The sessions with events in the filter, the most recently started first, at most
+    /// `limit`, summed over those events.
+    fn sessions(&self, filter: &Filter, limit: usize) -> Result<Vec<SessionRow>, StoreError>;
+    /// One event's row and its JSON as it was sent.
+    fn event(&self, id: &str) -> Result<Option<(EventRow, String)>, StoreError>;
+    /// Events that arrived after `after` (a `seq`) matching the filter's names (not its
+    /// range), oldest first, at most `limit`; without `after`, the newest `limit`.
+    fn tail(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// Tool, client and user names in the filter's range (its names are ignored).
+    fn facets(&self, filter: &Filter, limit: usize) -> Result<Facets, StoreError>;
+    /// The first and last event times stored, if any.
+    fn span(&self) -> Result<Option<(i64, i64)>, StoreError>;
+    /// How many events are stored.
+    fn count(&self) -> Result<u64, StoreError>;
+}

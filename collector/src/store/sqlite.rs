@@ -1,0 +1,671 @@
+//! [`SqliteStore`]: one SQLite file in WAL mode, one writing connection and a small pool
+//! of reading ones.
+//!
+//! Owns the SQL. A commit is durable when it returns (`synchronous = FULL`), so the
+//! collector may answer 2xx. Never aggregates beyond what a `GROUP BY` gives cheaply.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
+
+use super::{
+    Committed, EventRow, Facets, Filter, Grouping, SessionRow, Store, StoreError, migrations,
+};
+use crate::wire::{IncomingBatch, IncomingEvent};
+
+/// Reading connections kept open.
+const READERS: usize = 4;
+/// Rows deleted per transaction by retention, so that ingest is never held up long.
+const DELETE_CHUNK: i64 = 5_000;
+
+const ROW_COLUMNS: &str = "seq, id, ts, event_type, method, tool, outcome, is_error, \
+                           duration_ms, client, user_id, user_name, session, grouping";
+
+/// The default store: a single SQLite file, created (and migrated) on first open.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{SqliteStore, Store};
+///
+/// let dir = std::env::temp_dir().join(format!("doc-store-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let store = SqliteStore::open(dir.join("analytics.db"), Duration::from_secs(30 * 60))?;
+/// assert_eq!(store.count()?, 0);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory database, which only the writer's connection can see.
+    readers: Option<Readers>,
+    gap_ms: i64,
+}
+
+struct Readers {
+    path: std::path::PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn fail(error: impl std::fmt::Display) -> StoreError {
+    StoreError(error.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`; events of one user and client less than
+    /// `session_gap` apart share a session.
+    pub fn open(path: impl AsRef<Path>, session_gap: Duration) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = Connection::open(&path).map_err(fail)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA cache_size = -65536;",
+            )
+            .map_err(fail)?;
+        migrations::migrate(&mut writer)
+            .map_err(fail)?
+            .map_err(StoreError)?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers: Some(Readers {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            gap_ms: gap_ms(session_gap),
+        })
+    }
+
+    /// A database in memory, gone with the store (for tests and examples).
+    pub fn open_in_memory(session_gap: Duration) -> Result<Self, StoreError> {
+        let mut writer = Connection::open_in_memory().map_err(fail)?;
+        migrations::migrate(&mut writer)
+            .map_err(fail)?
+            .map_err(StoreError)?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers: None,
+            gap_ms: gap_ms(session_gap),
+        })
+    }
+
+    /// Runs `read` on a reading connection (the writer's, in memory).
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = &self.readers else {
+            let writer = self.writer.lock().map_err(fail)?;
+            return read(&writer).map_err(fail);
+        };
+        let pooled = readers.idle.lock().map_err(fail)?.pop();
+        let connection = match pooled {
+            Some(connection) => connection,
+            None => {
+                let connection = Connection::open_with_flags(
+                    &readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(fail)?;
+                connection
+                    .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;")
+                    .map_err(fail)?;
+                connection
+            }
+        };
+        let result = read(&connection).map_err(fail);
+        let mut idle = readers.idle.lock().map_err(fail)?;
+        if idle.len() < READERS {
+            idle.push(connection);
+        }
+        result
+    }
+}
+
+fn gap_ms(gap: Duration) -> i64 {
+    i64::try_from(gap.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The (user, client) pair of the collector's grouping, unambiguous whatever the strings.
+fn pair_key(user: &str, client: &str) -> String {
+    format!("{}:{user}{client}", user.len())
+}
+
+fn collector_session(id: i64) -> String {
+    format!("col_{id}")
+}
+
+/// Puts an event at `ts` into its pair's sessions: sessions are the runs of the pair's
+/// events with gaps of at most `gap`, kept as [start, end] intervals. A new event joins
+/// the interval it falls within `gap` of, or bridges (merges) the two around it, or starts
+/// a new one; the result depends only on the set of events, never on their order.
+fn place(transaction: &Connection, pair: &str, ts: i64, gap: i64) -> rusqlite::Result<i64> {
+    let near: Vec<(i64, i64, i64)> = {
+        let mut statement = transaction.prepare_cached(
+            "SELECT id, start_ts, end_ts FROM pair_sessions
+             WHERE pair = ?1 AND start_ts <= ?2 ORDER BY start_ts DESC LIMIT 2",
+        )?;
+        let rows = statement.query_map(params![pair, ts.saturating_add(gap)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+        let mut near = rows.collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()?;
+        // Disjoint intervals in start order: only the latest two can be within reach.
+        near.retain(|&(_, _, end)| end >= ts.saturating_sub(gap));
+        near.reverse();
+        near
+    };
+    match near.as_slice() {
+        [] => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO pair_sessions (pair, start_ts, end_ts) VALUES (?1, ?2, ?2)",
+                )?
+                .execute(params![pair, ts])?;
+            Ok(transaction.last_insert_rowid())
+        }
+        [(id, start, end)] => {
+            if ts < *start || ts > *end {
+                transaction
+                    .prepare_cached(
+                        "UPDATE pair_sessions SET start_ts = ?2, end_ts = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, ts.min(*start), ts.max(*end)])?;
+            }
+            Ok(*id)
+        }
+        [(keep, start, _), (other, _, end), ..] => {
+            transaction
+                .prepare_cached(
+                    "UPDATE pair_sessions SET start_ts = ?2, end_ts = ?3 WHERE id = ?1",
+                )?
+                .execute(params![keep, ts.min(*start), ts.max(*end)])?;
+            transaction
+                .prepare_cached("UPDATE events SET session = ?1 WHERE session = ?2")?
+                .execute(params![collector_session(*keep), collector_session(*other)])?;
+            transaction
+                .prepare_cached("DELETE FROM pair_sessions WHERE id = ?1")?
+                .execute(params![other])?;
+            Ok(*keep)
+        }
+    }
+}
+
+fn insert_event(
+    transaction: &Connection,
+    event: &IncomingEvent,
+    gap: i64,
+    received_at: i64,
+) -> rusqlite::Result<bool> {
+    let known = transaction
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+        .exists(params![event.id])?;
+    if known {
+        return Ok(false);
+    }
+    let (session, grouping) = match (&event.session_id, &event.user_id) {
+        (Some(session), _) => (session.clone(), Grouping::Layer),
+        (None, Some(user)) => {
+            let pair = pair_key(user, event.client_name.as_deref().unwrap_or_default());
+            let id = place(transaction, &pair, event.ts, gap)?;
+            (collector_session(id), Grouping::Collector)
+        }
+        (None, None) => (event.id.clone(), Grouping::Single),
+    };
+    transaction
+        .prepare_cached(
+            "INSERT INTO events (id, ts, event_type, method, tool, outcome, is_error,
+                 duration_ms, client, user_id, user_name, session, grouping, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            event.id,
+            event.ts,
+            event.event_type,
+            event.method,
+            event.tool,
+            event.outcome,
+            event.is_error,
+            event.duration_ms,
+            event.client,
+            event.user_id,
+            event.user_name,
+            session,
+            grouping.code(),
+            received_at,
+        ])?;
+    let seq = transaction.last_insert_rowid();
+    transaction
+        .prepare_cached("INSERT INTO event_json (seq, json) VALUES (?1, ?2)")?
+        .execute(params![seq, event.json])?;
+    Ok(true)
+}
+
+fn commit_batch(
+    transaction: &Connection,
+    batch: &IncomingBatch,
+    gap: i64,
+    received_at: i64,
+) -> rusqlite::Result<Committed> {
+    let replayed = transaction
+        .prepare_cached("SELECT 1 FROM batches WHERE batch_id = ?1")?
+        .exists(params![batch.batch_id])?;
+    if replayed {
+        return Ok(Committed {
+            replayed: true,
+            ..Committed::default()
+        });
+    }
+    let mut committed = Committed::default();
+    for event in &batch.events {
+        if insert_event(transaction, event, gap, received_at)? {
+            committed.stored += 1;
+        } else {
+            committed.duplicates += 1;
+        }
+    }
+    transaction
+        .prepare_cached("INSERT INTO batches (batch_id, received_at, events) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            batch.batch_id,
+            received_at,
+            batch.events.len() as i64
+        ])?;
+    Ok(committed)
+}
+
+fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        ts: row.get(2)?,
+        event_type: row.get(3)?,
+        method: row.get(4)?,
+        tool: row.get(5)?,
+        outcome: row.get(6)?,
+        is_error: row.get(7)?,
+        duration_ms: row.get(8)?,
+        client: row.get(9)?,
+        user_id: row.get(10)?,
+        user_name: row.get(11)?,
+        session_id: row.get(12)?,
+        grouping: Grouping::from_code(row.get(13)?),
+    })
+}
+
+/// `WHERE` conditions for a filter's names (and range, when `with_range`), and their
+/// parameters.
+fn conditions(filter: &Filter, with_range: bool) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = Vec::new();
+    let mut values = Vec::new();
+    if with_range {
+        sql.push("ts >= ? AND ts < ?");
+        values.push(Value::Integer(filter.from));
+        values.push(Value::Integer(filter.to));
+    }
+    for (column, value) in [
+        ("tool = ?", &filter.tool),
+        ("client = ?", &filter.client),
+        ("user_id = ?", &filter.user),
+    ] {
+        if let Some(value) = value {
+            sql.push(column);
+            values.push(Value::Text(value.clone()));
+        }
+    }
+    let sql = if sql.is_empty() {
+        String::from("1")
+    } else {
+        sql.join(" AND ")
+    };
+    (sql, values)
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, batches: &[IncomingBatch]) -> Result<Vec<Committed>, StoreError> {
+        let mut writer = self.writer.lock().map_err(fail)?;
+        let received_at = now_ms();
+        let mut transaction = writer.transaction().map_err(fail)?;
+        let mut results = Vec::with_capacity(batches.len());
+        for batch in batches {
+            // Each batch all or nothing, even if a neighbour in the same commit fails.
+            let mut savepoint = transaction.savepoint().map_err(fail)?;
+            savepoint.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+            let committed =
+                commit_batch(&savepoint, batch, self.gap_ms, received_at).map_err(fail)?;
+            savepoint.commit().map_err(fail)?;
+            results.push(committed);
+        }
+        transaction.commit().map_err(fail)?;
+        Ok(results)
+    }
+
+    fn delete_before(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let mut writer = self.writer.lock().map_err(fail)?;
+            let transaction = writer.transaction().map_err(fail)?;
+            let seqs: Vec<i64> = {
+                let mut statement = transaction
+                    .prepare_cached("SELECT seq FROM events WHERE ts < ?1 LIMIT ?2")
+                    .map_err(fail)?;
+                statement
+                    .query_map(params![cutoff, DELETE_CHUNK], |row| row.get(0))
+                    .map_err(fail)?
+                    .collect::<rusqlite::Result<_>>()
+                    .map_err(fail)?
+            };
+            for seq in &seqs {
+                transaction
+                    .prepare_cached("DELETE FROM events WHERE seq = ?1")
+                    .and_then(|mut statement| statement.execute(params![seq]))
+                    .map_err(fail)?;
+                transaction
+                    .prepare_cached("DELETE FROM event_json WHERE seq = ?1")
+                    .and_then(|mut statement| statement.execute(params![seq]))
+                    .map_err(fail)?;
+            }
+            if seqs.len() < DELETE_CHUNK as usize {
+                transaction
+                    .execute(
+                        "DELETE FROM pair_sessions WHERE end_ts < ?1",
+                        params![cutoff],
+                    )
+                    .map_err(fail)?;
+                transaction
+                    .execute(
+                        "DELETE FROM batches WHERE received_at < ?1",
+                        params![cutoff],
+                    )
+                    .map_err(fail)?;
+            }
+            transaction.commit().map_err(fail)?;
+            deleted += seqs.len() as u64;
+            if seqs.len() < DELETE_CHUNK as usize {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
+        let (conditions, values) = conditions(filter, true);
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM events WHERE {conditions}"
+            ))?;
+            statement
+                .query_map(params_from_iter(values), event_row)?
+                .collect()
+        })
+    }
+
+    fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM events WHERE session = ?1 ORDER BY ts, seq"
+            ))?;
+            statement
+                .query_map(params![session_id], event_row)?
+                .collect()
+        })
+    }
+
+    fn sessions(&self, filter: &Filter, limit: usize) -> Result<Vec<SessionRow>, StoreError> {
+        let (conditions, mut values) = conditions(filter, true);
+        values.push(rusqlite::types::Value::Integer(limit as i64));
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT session, max(user_id), max(user_name), max(client), min(ts), max(ts),
+                        count(*), sum(method = 'tools/call'), sum(is_error), max(grouping)
+                 FROM events WHERE {conditions}
+                 GROUP BY session ORDER BY min(ts) DESC, session LIMIT ?"
+            ))?;
+            statement
+                .query_map(params_from_iter(values), |row| {
+                    Ok(SessionRow {
+                        session_id: row.get(0)?,
+                        user_id: row.get(1)?,
+                        user_name: row.get(2)?,
+                        client: row.get(3)?,
+                        started: row.get(4)?,
+                        ended: row.get(5)?,
+                        events: row.get::<_, i64>(6)? as u64,
+                        tool_calls: row.get::<_, i64>(7)? as u64,
+                        errors: row.get::<_, i64>(8)? as u64,
+                        grouped_by: Grouping::from_code(row.get(9)?),
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn event(&self, id: &str) -> Result<Option<(EventRow, String)>, StoreError> {
+        self.read(|connection| {
+            let row = connection
+                .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM events WHERE id = ?1"))?
+                .query_row(params![id], event_row)
+                .optional()?;
+            let Some(row) = row else { return Ok(None) };
+            let json: String = connection
+                .prepare_cached("SELECT json FROM event_json WHERE seq = ?1")?
+                .query_row(params![row.seq], |found| found.get(0))?;
+            Ok(Some((row, json)))
+        })
+    }
+
+    fn tail(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let (conditions, mut values) = conditions(filter, false);
+        let sql = match after {
+            Some(after) => {
+                values.push(rusqlite::types::Value::Integer(after));
+                format!(
+                    "SELECT {ROW_COLUMNS} FROM events WHERE {conditions} AND seq > ?
+                     ORDER BY seq LIMIT ?"
+                )
+            }
+            None => format!(
+                "SELECT * FROM (SELECT {ROW_COLUMNS} FROM events WHERE {conditions}
+                 ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            ),
+        };
+        values.push(rusqlite::types::Value::Integer(limit as i64));
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&sql)?;
+            statement
+                .query_map(params_from_iter(values), event_row)?
+                .collect()
+        })
+    }
+
+    fn facets(&self, filter: &Filter, limit: usize) -> Result<Facets, StoreError> {
+        let names = Filter {
+            from: filter.from,
+            to: filter.to,
+            ..Filter::default()
+        };
+        let (conditions, values) = conditions(&names, true);
+        self.read(|connection| {
+            let column = |name: &str| -> rusqlite::Result<Vec<String>> {
+                let mut statement = connection.prepare_cached(&format!(
+                    "SELECT {name} FROM events WHERE {conditions} AND {name} IS NOT NULL
+                     GROUP BY {name} ORDER BY count(*) DESC, {name} LIMIT {limit}"
+                ))?;
+                statement
+                    .query_map(params_from_iter(values.iter()), |row| row.get(0))?
+                    .collect()
+            };
+            Ok(Facets {
+                tools: column("tool")?,
+                clients: column("client")?,
+                users: column("user_id")?,
+            })
+        })
+    }
+
+    fn span(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.read(|connection| {
+            connection.query_row("SELECT min(ts), max(ts) FROM events", [], |row| {
+                Ok(row
+                    .get::<_, Option<i64>>(0)?
+                    .zip(row.get::<_, Option<i64>>(1)?))
+            })
+        })
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        self.read(|connection| {
+            connection.query_row("SELECT count(*) FROM events", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map(|count| count as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::IncomingEvent;
+
+    const MINUTE: i64 = 60_000;
+
+    fn event(id: &str, user: Option<&str>, client: &str, minute: i64) -> IncomingEvent {
+        IncomingEvent {
+            id: id.into(),
+            ts: minute * MINUTE,
+            event_type: "mcp:tools/call".into(),
+            method: "tools/call".into(),
+            tool: Some("search".into()),
+            outcome: "success".into(),
+            is_error: false,
+            duration_ms: 1.0,
+            client: client.into(),
+            client_name: Some(client.into()),
+            user_id: user.map(String::from),
+            user_name: None,
+            session_id: None,
+            json: format!(r#"{{"id":"{id}"}}"#),
+        }
+    }
+
+    fn batch(id: &str, events: Vec<IncomingEvent>) -> IncomingBatch {
+        IncomingBatch {
+            batch_id: id.into(),
+            events,
+            bytes: 0,
+        }
+    }
+
+    /// The session of each event id, as letters in order of first appearance.
+    fn sessions_of(store: &SqliteStore, ids: &[&str]) -> String {
+        let mut seen: Vec<String> = Vec::new();
+        ids.iter()
+            .map(|id| {
+                let (row, _) = store.event(id).unwrap().unwrap();
+                let index = seen.iter().position(|known| *known == row.session_id);
+                let index = index.unwrap_or_else(|| {
+                    seen.push(row.session_id);
+                    seen.len() - 1
+                });
+                char::from(b'A' + index as u8)
+            })
+            .collect()
+    }
+
+    fn scenario() -> Vec<IncomingEvent> {
+        vec![
+            event("a1", Some("alice"), "claude", 600),
+            event("b1", Some("bob"), "cursor", 602),
+            event("a2", Some("alice"), "claude", 615),
+            event("a3", Some("alice"), "cursor", 620),
+            event("a4", Some("alice"), "claude", 655),
+            event("x1", None, "claude", 656),
+            event("x2", None, "claude", 657),
+        ]
+    }
+
+    #[test]
+    fn sessions_are_the_same_in_every_arrival_order() {
+        let ids = ["a1", "b1", "a2", "a3", "a4", "x1", "x2"];
+        let orders: Vec<Vec<usize>> = vec![
+            (0..7).collect(),
+            (0..7).rev().collect(),
+            vec![4, 0, 6, 2, 1, 5, 3],
+        ];
+        for order in orders {
+            let store = SqliteStore::open_in_memory(Duration::from_secs(30 * 60)).unwrap();
+            let events = scenario();
+            for (n, index) in order.iter().enumerate() {
+                store
+                    .commit(&[batch(&format!("b{n}"), vec![events[*index].clone()])])
+                    .unwrap();
+            }
+            assert_eq!(sessions_of(&store, &ids), "ABACDEF", "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn a_late_event_bridging_two_sessions_merges_them() {
+        let store = SqliteStore::open_in_memory(Duration::from_secs(30 * 60)).unwrap();
+        let events = vec![
+            event("e1", Some("u"), "c", 0),
+            event("e3", Some("u"), "c", 50),
+        ];
+        store.commit(&[batch("one", events)]).unwrap();
+        assert_eq!(sessions_of(&store, &["e1", "e3"]), "AB");
+        store
+            .commit(&[batch("two", vec![event("e2", Some("u"), "c", 25)])])
+            .unwrap();
+        assert_eq!(sessions_of(&store, &["e1", "e2", "e3"]), "AAA");
+    }
+
+    #[test]
+    fn a_retried_batch_and_a_repeated_event_are_stored_once() {
+        let store = SqliteStore::open_in_memory(Duration::from_secs(30 * 60)).unwrap();
+        let first = store
+            .commit(&[batch("b", vec![event("e1", None, "c", 0)])])
+            .unwrap();
+        assert_eq!(first[0].stored, 1);
+        let again = store
+            .commit(&[
+                batch("b", vec![event("e1", None, "c", 0)]),
+                batch(
+                    "c",
+                    vec![event("e1", None, "c", 0), event("e2", None, "c", 0)],
+                ),
+            ])
+            .unwrap();
+        assert!(again[0].replayed);
+        assert_eq!((again[1].stored, again[1].duplicates), (1, 1));
+        assert_eq!(store.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn retention_deletes_old_events_and_their_json() {
+        let store = SqliteStore::open_in_memory(Duration::from_secs(30 * 60)).unwrap();
+        let events = (0..12_000)
+            .map(|n| event(&format!("e{n}"), Some("u"), "c", n))
+            .collect();
+        store.commit(&[batch("b", events)]).unwrap();
+        assert_eq!(store.delete_before(11_000 * MINUTE).unwrap(), 11_000);
+        assert_eq!(store.count().unwrap(), 1_000);
+        assert!(store.event("e0").unwrap().is_none());
+        assert!(store.event("e11000").unwrap().is_some());
+    }
+}
