@@ -1,28 +1,43 @@
-//! Quick start: a real MCP server (rmcp 3.9, axum) with the analytics layer in front.
+//! Quick start: a real MCP server (rmcp, axum) with the analytics layer in front, and the
+//! collector's dashboard showing what it saw.
 //!
 //! ```text
-//! cargo run --example quickstart            # serve on 127.0.0.1:8000 until Ctrl-C
-//! cargo run --example quickstart -- --once  # run the demo client, print, exit
+//! cargo run --example quickstart             # serve until Ctrl-C; open the printed dashboard URL
+//! cargo run --example quickstart -- --once   # run the demo, print a summary, exit
+//! cargo run --example quickstart -- --stdout # no collector: events as JSON lines on stdout
 //! ```
 //!
-//! Events are printed to stdout as JSON lines (pipe them to `jq`); everything else goes
-//! to stderr. On start a short demo session (a legacy client with a session, and a
-//! 2026-07-28 client) calls a few tools so that events show up straight away; then
-//! point any MCP client at the printed URL. `PORT` changes the port.
+//! The layer identifies users by their `x-user-id` header and sends events to an embedded
+//! collector (`mcp-analytics-collector`) on a fresh SQLite file. On start, a demo replays
+//! a morning of traffic: alice with Claude Desktop and then Cursor, bob with Cursor, and
+//! an anonymous caller. Its calls are stamped over the past three hours (the layer's
+//! `clock`), so the dashboard opens on charts and grouped sessions; your own calls
+//! afterwards carry the real time. `PORT` (default 8000) and `DASHBOARD_PORT` (default
+//! 8700) change the ports.
 
 #[path = "support/demo_server.rs"]
 mod demo_server;
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
+use mcp_analytics_collector::Collector;
+use mcp_analytics_collector::store::Filter;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
+    Implementation, ProtocolVersion,
 };
 use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
-use tower_mcp_analytics::{AnalyticsLayer, JsonLinesSink};
+use tower_mcp_analytics::{AnalyticsLayer, HttpSink, JsonLinesSink, identity};
+
+/// The header the layer reads users from.
+const USER_HEADER: &str = "x-user-id";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -33,16 +48,48 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let once = std::env::args().any(|arg| arg == "--once");
-    let port: u16 = match std::env::var("PORT") {
-        Ok(port) => port.parse()?,
-        Err(_) if once => 0,
-        Err(_) => 8000,
+    let stdout = std::env::args().any(|arg| arg == "--stdout");
+    let port = |name: &str, default: u16| -> anyhow::Result<u16> {
+        Ok(match std::env::var(name) {
+            Ok(port) => port.parse()?,
+            Err(_) if once => 0,
+            Err(_) => default,
+        })
+    };
+
+    // The collector: ingest at /v1/events, the dashboard at /.
+    let mut collector_task = None;
+    let mut store = None;
+    let sink_url = if stdout {
+        None
+    } else {
+        let database = std::env::temp_dir().join("tower-mcp-analytics-quickstart.db");
+        for stale in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{stale}", database.display()));
+        }
+        let collector = Collector::builder().database(&database).build()?;
+        store = Some(collector.store());
+        let listener =
+            tokio::net::TcpListener::bind(("127.0.0.1", port("DASHBOARD_PORT", 8700)?)).await?;
+        let address = listener.local_addr()?;
+        eprintln!(
+            "Dashboard: http://{address}/   (events stored in {})",
+            database.display()
+        );
+        collector_task = Some(tokio::spawn(collector.serve(listener, shutdown_signal())));
+        Some(format!("http://{address}/v1/events"))
     };
 
     // The one line this crate is about: the layer in front of the MCP service.
+    let clock = DemoClock::default();
     let analytics = AnalyticsLayer::builder()
-        .sink(JsonLinesSink::stdout())
-        .build();
+        .identify(identity::from_header(USER_HEADER))
+        .clock(clock.reader());
+    let analytics = match &sink_url {
+        Some(url) => analytics.sink(HttpSink::new(url.as_str())),
+        None => analytics.sink(JsonLinesSink::stdout()),
+    }
+    .build();
     let app = Router::new()
         .nest_service(
             "/mcp",
@@ -50,20 +97,36 @@ async fn main() -> anyhow::Result<()> {
         )
         .layer(analytics.clone());
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port("PORT", 8000)?)).await?;
     let url = format!("http://{}/mcp", listener.local_addr()?);
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    eprintln!("MCP server with analytics listening at {url}");
+    eprintln!("MCP server with analytics: {url}");
 
-    demo_session(&url).await?;
-    if once {
-        analytics.flush().await;
-    } else {
-        eprintln!("Point an MCP client (Streamable HTTP) at {url}; Ctrl-C to stop.");
+    demo(&url, &clock).await?;
+    clock.back_to_now();
+    analytics.flush().await;
+    if let Some(store) = &store {
+        let everything = Filter {
+            from: 0,
+            to: i64::MAX,
+            ..Filter::default()
+        };
+        let sessions = store.sessions(&everything, 100)?;
+        eprintln!(
+            "The demo made {} events in {} sessions; they are on the dashboard.",
+            store.count()?,
+            sessions.len()
+        );
+    }
+    if !once {
+        eprintln!(
+            "Point an MCP client (Streamable HTTP) at {url} (add an `{USER_HEADER}` header to \
+             be a user); Ctrl-C to stop."
+        );
         server.await??;
     }
     let report = analytics.shutdown(Duration::from_secs(5)).await;
@@ -73,53 +136,172 @@ async fn main() -> anyhow::Result<()> {
         report.stats.delivered,
         report.stats.dropped.total()
     );
+    if let Some(task) = collector_task {
+        task.abort();
+    }
     Ok(())
 }
 
-/// A legacy client (initialize, session, DELETE on close) and a 2026-07-28 client.
-async fn demo_session(url: &str) -> anyhow::Result<()> {
-    let info = |name: &str, version| {
-        ClientConfig::new(
+/// A wall clock running `behind` the real one while the demo replays the morning.
+#[derive(Clone, Default)]
+struct DemoClock {
+    behind_ms: Arc<AtomicU64>,
+}
+
+impl DemoClock {
+    fn set_minutes_ago(&self, minutes: u64) {
+        self.behind_ms.store(minutes * 60_000, Ordering::Relaxed);
+    }
+
+    fn back_to_now(&self) {
+        self.behind_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn reader(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
+        let behind = Arc::clone(&self.behind_ms);
+        move || SystemTime::now() - Duration::from_millis(behind.load(Ordering::Relaxed))
+    }
+}
+
+/// One visit of the replayed morning: who, from which client, when, and what they do.
+struct Visit {
+    minutes_ago: u64,
+    user: Option<&'static str>,
+    client: &'static str,
+    /// A 2025-11-25 client with an MCP session, or a 2026-07-28 stateless one.
+    legacy: bool,
+    calls: &'static [(&'static str, &'static str)],
+}
+
+/// The morning, in sessions: alice's Claude Desktop MCP session (a legacy client: the MCP
+/// session is the session), then her stateless Claude Desktop calls, grouped by user +
+/// client + 30 minutes of inactivity into two sessions (almost two hours apart); her
+/// Cursor session; bob's two Cursor sessions; and an anonymous call, a session of its own.
+const MORNING: &[Visit] = &[
+    Visit {
+        minutes_ago: 180,
+        user: Some("alice"),
+        client: "claude-ai",
+        legacy: true,
+        calls: &[
+            ("echo", r#"{"text":"good morning"}"#),
+            ("add", r#"{"a":2,"b":3}"#),
+            ("progress", r#"{"steps":3}"#),
+        ],
+    },
+    Visit {
+        minutes_ago: 165,
+        user: Some("bob"),
+        client: "cursor-vscode",
+        legacy: false,
+        calls: &[
+            ("add", r#"{"a":40,"b":2}"#),
+            ("fail", r#"{"reason":"the file is locked"}"#),
+            ("echo", r#"{"text":"retrying"}"#),
+        ],
+    },
+    Visit {
+        minutes_ago: 160,
+        user: Some("alice"),
+        client: "claude-ai",
+        legacy: false,
+        calls: &[
+            ("echo", r#"{"text":"where was I?"}"#),
+            ("big", r#"{"bytes":2048}"#),
+        ],
+    },
+    Visit {
+        minutes_ago: 120,
+        user: Some("alice"),
+        client: "cursor-vscode",
+        legacy: false,
+        calls: &[
+            ("add", r#"{"a":7,"b":35}"#),
+            ("progress", r#"{"steps":2}"#),
+            ("add", r#"{"a":1,"b":1}"#),
+        ],
+    },
+    Visit {
+        minutes_ago: 100,
+        user: Some("bob"),
+        client: "cursor-vscode",
+        legacy: false,
+        calls: &[("echo", r#"{"text":"lunch?"}"#)],
+    },
+    Visit {
+        minutes_ago: 45,
+        user: Some("alice"),
+        client: "claude-ai",
+        legacy: false,
+        calls: &[
+            ("echo", r#"{"text":"afternoon"}"#),
+            ("fail", r#"{"reason":"quota exceeded"}"#),
+            ("add", r#"{"a":9,"b":10}"#),
+        ],
+    },
+    Visit {
+        minutes_ago: 20,
+        user: None,
+        client: "claude-ai",
+        legacy: false,
+        calls: &[("echo", r#"{"text":"who am I?"}"#)],
+    },
+];
+
+/// Replays [`MORNING`] against the server at `url`, each call a minute after the last.
+async fn demo(url: &str, clock: &DemoClock) -> anyhow::Result<()> {
+    for visit in MORNING {
+        clock.set_minutes_ago(visit.minutes_ago);
+        let mut headers = HashMap::new();
+        if let Some(user) = visit.user {
+            headers.insert(USER_HEADER.parse()?, user.parse()?);
+        }
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(url.to_owned()).custom_headers(headers),
+        );
+        let (version, lifecycle) = if visit.legacy {
+            (
+                ProtocolVersion::V_2025_11_25,
+                ClientLifecycleMode::Initialize,
+            )
+        } else {
+            (
+                ProtocolVersion::V_2026_07_28,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+        };
+        let client = ClientConfig::new(
             ClientCapabilities::default(),
-            Implementation::new(name, "1.0.0"),
+            Implementation::new(visit.client, "1.0.0"),
         )
         .with_protocol_version(version)
-    };
-    let call = |name: &str, args: serde_json::Value| {
-        let args = args.as_object().cloned().unwrap_or_default();
-        CallToolRequestParams::new(name.to_owned()).with_arguments(args)
-    };
-
-    let legacy = info("claude-ai", ProtocolVersion::V_2025_11_25)
-        .serve_with_lifecycle(
-            StreamableHttpClientTransport::from_uri(url.to_owned()),
-            ClientLifecycleMode::Initialize,
-        )
+        .serve_with_lifecycle(transport, lifecycle)
         .await?;
-    legacy.list_tools(None).await?;
-    legacy
-        .call_tool(call("echo", json!({ "text": "hello" })))
-        .await?;
-    legacy
-        .call_tool(call("progress", json!({ "steps": 3 })))
-        .await?;
-    legacy
-        .call_tool(call("fail", json!({ "reason": "the demo asked for it" })))
-        .await?;
-    legacy.cancel().await?;
-
-    let modern = info("cursor-vscode", ProtocolVersion::V_2026_07_28)
-        .serve_with_lifecycle(
-            StreamableHttpClientTransport::from_uri(url.to_owned()),
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await?;
-    modern
-        .call_tool(call("add", json!({ "a": 2, "b": 3 })))
-        .await?;
-    modern.cancel().await?;
+        client.list_tools(None).await?;
+        for (minute, (tool, arguments)) in visit.calls.iter().enumerate() {
+            clock.set_minutes_ago(visit.minutes_ago.saturating_sub(minute as u64 + 1));
+            let arguments: serde_json::Value = serde_json::from_str(arguments)?;
+            let arguments = arguments.as_object().cloned().unwrap_or_default();
+            client
+                .call_tool(CallToolRequestParams::new(*tool).with_arguments(arguments))
+                .await?;
+        }
+        if visit.legacy {
+            client
+                .get_prompt(
+                    GetPromptRequestParams::new("greeting").with_arguments(
+                        json!({ "name": "alice" })
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                )
+                .await?;
+        }
+        client.cancel().await?;
+    }
     Ok(())
 }
 

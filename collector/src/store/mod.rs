@@ -49,6 +49,9 @@ pub enum Grouping {
     Collector,
     /// Anonymous and without a session: a session of its own.
     Single,
+    /// An `identify` event (a user seen for the first time or changed): kept, but part of
+    /// no session and of no page's counts.
+    Identify,
 }
 
 impl Grouping {
@@ -57,6 +60,7 @@ impl Grouping {
             Self::Layer => 0,
             Self::Collector => 1,
             Self::Single => 2,
+            Self::Identify => 3,
         }
     }
 
@@ -64,6 +68,7 @@ impl Grouping {
         match code {
             0 => Self::Layer,
             1 => Self::Collector,
+            3 => Self::Identify,
             _ => Self::Single,
         }
     }
@@ -154,7 +159,8 @@ pub struct Facets {
     pub users: Vec<String>,
 }
 
-/// Storage for the collector. Reads may run on several threads at once; `commit` and
+/// Storage for the collector. Every read but [`Store::event`] leaves out `identify`
+/// events ([`Grouping::Identify`]). Reads may run on several threads at once; `commit` and
 /// `delete_before` are only ever called from the collector's one writer thread.
 ///
 /// ```

@@ -214,6 +214,7 @@ fn insert_event(
         return Ok(false);
     }
     let (session, grouping) = match (&event.session_id, &event.user_id) {
+        _ if event.event_type == "identify" => (event.id.clone(), Grouping::Identify),
         (Some(session), _) => (session.clone(), Grouping::Layer),
         (None, Some(user)) => {
             let pair = pair_key(user, event.client_name.as_deref().unwrap_or_default());
@@ -307,7 +308,7 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
 /// parameters.
 fn conditions(filter: &Filter, with_range: bool) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
-    let mut sql = Vec::new();
+    let mut sql = vec!["grouping < 3"];
     let mut values = Vec::new();
     if with_range {
         sql.push("ts >= ? AND ts < ?");
@@ -324,12 +325,7 @@ fn conditions(filter: &Filter, with_range: bool) -> (String, Vec<rusqlite::types
             values.push(Value::Text(value.clone()));
         }
     }
-    let sql = if sql.is_empty() {
-        String::from("1")
-    } else {
-        sql.join(" AND ")
-    };
-    (sql, values)
+    (sql.join(" AND "), values)
 }
 
 impl Store for SqliteStore {
@@ -413,7 +409,8 @@ impl Store for SqliteStore {
     fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM events WHERE session = ?1 ORDER BY ts, seq"
+                "SELECT {ROW_COLUMNS} FROM events WHERE session = ?1 AND grouping < 3
+                 ORDER BY ts, seq"
             ))?;
             statement
                 .query_map(params![session_id], event_row)?
