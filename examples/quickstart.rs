@@ -9,8 +9,8 @@
 //!
 //! The layer identifies users by their `x-user-id` header and sends events to an embedded
 //! collector (`mcp-analytics-collector`) on a fresh SQLite file. On start, a demo replays
-//! a morning of traffic: alice with Claude Desktop and then Cursor, bob with Cursor, and
-//! an anonymous caller. Its calls are stamped over the past three hours (the layer's
+//! a day of traffic: alice with Claude Desktop and then Cursor, bob with Cursor, and
+//! an anonymous caller. Its calls are stamped over the past eleven hours (the layer's
 //! `clock`), so the dashboard opens on charts and grouped sessions; your own calls
 //! afterwards carry the real time. `PORT` (default 8000) and `DASHBOARD_PORT` (default
 //! 8700) change the ports.
@@ -142,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A wall clock running `behind` the real one while the demo replays the morning.
+/// A wall clock running `behind` the real one while the demo replays the day.
 #[derive(Clone, Default)]
 struct DemoClock {
     behind_ms: Arc<AtomicU64>,
@@ -163,7 +163,7 @@ impl DemoClock {
     }
 }
 
-/// One visit of the replayed morning: who, from which client, when, and what they do.
+/// One visit of the replayed day: who, from which client, when, and what they do.
 struct Visit {
     minutes_ago: u64,
     user: Option<&'static str>,
@@ -173,80 +173,130 @@ struct Visit {
     calls: &'static [(&'static str, &'static str)],
 }
 
-/// The morning, in sessions: alice's Claude Desktop MCP session (a legacy client: the MCP
-/// session is the session), then her stateless Claude Desktop calls, grouped by user +
-/// client + 30 minutes of inactivity into two sessions (almost two hours apart); her
-/// Cursor session; bob's two Cursor sessions; and an anonymous call, a session of its own.
+/// The day so far, in sessions: alice's Claude Desktop MCP session (a legacy client: the
+/// MCP session is the session), then her stateless calls, grouped by user + client + 30
+/// minutes of inactivity (three Claude Desktop sessions, hours apart, and two on Cursor);
+/// bob's three Cursor sessions; and an anonymous call, a session of its own.
 const MORNING: &[Visit] = &[
-    Visit {
-        minutes_ago: 180,
-        user: Some("alice"),
-        client: "claude-ai",
-        legacy: true,
-        calls: &[
+    visit(
+        660,
+        Some("alice"),
+        "claude-ai",
+        true,
+        &[
             ("echo", r#"{"text":"good morning"}"#),
             ("add", r#"{"a":2,"b":3}"#),
             ("progress", r#"{"steps":3}"#),
         ],
-    },
-    Visit {
-        minutes_ago: 165,
-        user: Some("bob"),
-        client: "cursor-vscode",
-        legacy: false,
-        calls: &[
+    ),
+    visit(
+        600,
+        Some("bob"),
+        "cursor-vscode",
+        false,
+        &[
             ("add", r#"{"a":40,"b":2}"#),
             ("fail", r#"{"reason":"the file is locked"}"#),
             ("echo", r#"{"text":"retrying"}"#),
         ],
-    },
-    Visit {
-        minutes_ago: 160,
-        user: Some("alice"),
-        client: "claude-ai",
-        legacy: false,
-        calls: &[
+    ),
+    visit(
+        560,
+        Some("alice"),
+        "claude-ai",
+        false,
+        &[
             ("echo", r#"{"text":"where was I?"}"#),
             ("big", r#"{"bytes":2048}"#),
         ],
-    },
-    Visit {
-        minutes_ago: 120,
-        user: Some("alice"),
-        client: "cursor-vscode",
-        legacy: false,
-        calls: &[
+    ),
+    visit(
+        430,
+        Some("alice"),
+        "cursor-vscode",
+        false,
+        &[
             ("add", r#"{"a":7,"b":35}"#),
             ("progress", r#"{"steps":2}"#),
             ("add", r#"{"a":1,"b":1}"#),
         ],
-    },
-    Visit {
-        minutes_ago: 100,
-        user: Some("bob"),
-        client: "cursor-vscode",
-        legacy: false,
-        calls: &[("echo", r#"{"text":"lunch?"}"#)],
-    },
-    Visit {
-        minutes_ago: 45,
-        user: Some("alice"),
-        client: "claude-ai",
-        legacy: false,
-        calls: &[
+    ),
+    visit(
+        340,
+        Some("bob"),
+        "cursor-vscode",
+        false,
+        &[
+            ("echo", r#"{"text":"lunch?"}"#),
+            ("big", r#"{"bytes":512}"#),
+        ],
+    ),
+    visit(
+        250,
+        Some("alice"),
+        "claude-ai",
+        false,
+        &[
             ("echo", r#"{"text":"afternoon"}"#),
             ("fail", r#"{"reason":"quota exceeded"}"#),
             ("add", r#"{"a":9,"b":10}"#),
+            ("progress", r#"{"steps":4}"#),
         ],
-    },
-    Visit {
-        minutes_ago: 20,
-        user: None,
-        client: "claude-ai",
-        legacy: false,
-        calls: &[("echo", r#"{"text":"who am I?"}"#)],
-    },
+    ),
+    visit(
+        150,
+        Some("alice"),
+        "cursor-vscode",
+        false,
+        &[
+            ("echo", r#"{"text":"refactor"}"#),
+            ("add", r#"{"a":3,"b":4}"#),
+        ],
+    ),
+    visit(
+        90,
+        Some("bob"),
+        "cursor-vscode",
+        false,
+        &[
+            ("add", r#"{"a":5,"b":8}"#),
+            ("fail", r#"{"reason":"merge conflict"}"#),
+        ],
+    ),
+    visit(
+        30,
+        Some("alice"),
+        "claude-ai",
+        false,
+        &[
+            ("echo", r#"{"text":"wrap up"}"#),
+            ("big", r#"{"bytes":4096}"#),
+        ],
+    ),
+    visit(
+        20,
+        None,
+        "claude-ai",
+        false,
+        &[("echo", r#"{"text":"who am I?"}"#)],
+    ),
 ];
+
+const fn visit(
+    minutes_ago: u64,
+    user: Option<&'static str>,
+    client: &'static str,
+    legacy: bool,
+    calls: &'static [(&'static str, &'static str)],
+) -> Visit {
+    Visit {
+        minutes_ago,
+        user,
+        client,
+        legacy,
+        calls,
+    }
+}
 
 /// Replays [`MORNING`] against the server at `url`, each call a minute after the last.
 async fn demo(url: &str, clock: &DemoClock) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ const BUCKETS: &[i64] = &[
     86_400_000,
     7 * 86_400_000,
 ];
-const MAX_BUCKETS: i64 = 120;
+const MAX_BUCKETS: i64 = 60;
 /// Clients named in a tool's row, at most.
 const TOP_CLIENTS: usize = 3;
 
@@ -52,20 +52,20 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// The bucket width for a range: the smallest of the fixed widths giving ≤ 120 buckets.
+/// The bucket width for a range: the smallest of the fixed widths giving ≤ 60 buckets.
 ///
 /// ```
 /// use mcp_analytics_collector::report::bucket_ms;
 ///
 /// assert_eq!(bucket_ms(0, 3_600_000), 60_000); // an hour: by the minute
-/// assert_eq!(bucket_ms(0, 86_400_000), 900_000); // a day: by 15 minutes
+/// assert_eq!(bucket_ms(0, 86_400_000), 3_600_000); // a day: by the hour
 /// ```
 pub fn bucket_ms(from: i64, to: i64) -> i64 {
     let span = (to - from).max(1);
     BUCKETS
         .iter()
         .copied()
-        .find(|bucket| span / bucket < MAX_BUCKETS)
+        .find(|bucket| span / bucket <= MAX_BUCKETS)
         .unwrap_or(BUCKETS[BUCKETS.len() - 1])
 }
 
