@@ -49,19 +49,19 @@ pub(crate) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(password) = &password {
-        if !dashboard_allows(request.headers(), password) {
-            let mut response = (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(serde_json::json!({ "error": "this dashboard needs a password" })),
-            )
-                .into_response();
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"MCP Analytics\", charset=\"UTF-8\""),
-            );
-            return secure(response);
-        }
+    if let Some(password) = &password
+        && !dashboard_allows(request.headers(), password)
+    {
+        let mut response = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({ "error": "this dashboard needs a password" })),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"MCP Analytics\", charset=\"UTF-8\""),
+        );
+        return secure(response);
     }
     secure(next.run(request).await)
 }

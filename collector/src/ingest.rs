@@ -41,17 +41,17 @@ fn retry_after(mut response: Response, seconds: u32) -> Response {
 /// The handler.
 pub(crate) async fn ingest(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Some(key) = &ingest.api_key {
-        if !bearer_matches(&parts.headers, key) {
-            let mut response = refuse(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong API key (Authorization: Bearer <key>)",
-            );
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+    if let Some(key) = &ingest.api_key
+        && !bearer_matches(&parts.headers, key)
+    {
+        let mut response = refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API key (Authorization: Bearer <key>)",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
     }
     let limit = ingest.max_body_bytes;
     let declared = parts

@@ -14,14 +14,16 @@
 //! # Ok(()) }
 //! ```
 
-pub mod auth;
-pub mod report;
+#![warn(missing_docs)]
+
 pub mod store;
-pub mod wire;
 
 mod api;
+mod auth;
 mod dashboard;
 mod ingest;
+mod report;
+mod wire;
 mod writer;
 
 use std::future::Future;
@@ -102,12 +104,24 @@ impl Default for CollectorBuilder {
 
 impl CollectorBuilder {
     /// The SQLite file (created on first run). Default `mcp-analytics.db`.
+    ///
+    /// ```
+    /// let collector = mcp_analytics_collector::Collector::builder()
+    ///     .database(std::env::temp_dir().join("doc-database.db"))
+    ///     .build()?;
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
         self.database = Some(path.into());
         self
     }
 
     /// Keeps events in memory only (for tests and demos).
+    ///
+    /// ```
+    /// let collector = mcp_analytics_collector::Collector::builder().in_memory().build()?;
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn in_memory(mut self) -> Self {
         self.database = None;
         self
@@ -115,6 +129,15 @@ impl CollectorBuilder {
 
     /// Another [`Store`] than SQLite; `database`, `in_memory` and `session_gap` are then
     /// the store's business.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use mcp_analytics_collector::{Collector, store::SqliteStore};
+    ///
+    /// let store = Arc::new(SqliteStore::open_in_memory(Duration::from_secs(1800))?);
+    /// let collector = Collector::builder().store(store).build()?;
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
         self
@@ -122,6 +145,10 @@ impl CollectorBuilder {
 
     /// Requires `Authorization: Bearer <key>` on `POST /v1/events` (the layer's
     /// `HttpSink::api_key`). Default: none.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().api_key("sk_ingest_123");
+    /// ```
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
         self.api_key = Some(key.into());
         self
@@ -129,12 +156,20 @@ impl CollectorBuilder {
 
     /// Requires this password for the dashboard and the API (HTTP Basic with any user
     /// name, or `Authorization: Bearer <password>`). Default: none.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().dashboard_password("let me in");
+    /// ```
     pub fn dashboard_password(mut self, password: impl Into<String>) -> Self {
         self.dashboard_password = Some(password.into());
         self
     }
 
     /// Deletes events older than this many days, hourly; 0 keeps them forever. Default 30.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().retention_days(90);
+    /// ```
     pub fn retention_days(mut self, days: u32) -> Self {
         self.retention_days = days;
         self
@@ -142,6 +177,11 @@ impl CollectorBuilder {
 
     /// The inactivity gap that ends a session of one user and client. Default 30 minutes,
     /// as the layer's.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder()
+    ///     .session_gap(std::time::Duration::from_secs(15 * 60));
+    /// ```
     pub fn session_gap(mut self, gap: Duration) -> Self {
         self.session_gap = gap;
         self
@@ -149,12 +189,20 @@ impl CollectorBuilder {
 
     /// The largest batch body taken, compressed or decompressed (larger: 413, which the
     /// layer answers by splitting). Default 10 MiB.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().max_body_bytes(32 << 20);
+    /// ```
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes.max(1024);
         self
     }
 
     /// The most events taken in one batch (more: 413). Default 5,000.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().max_batch_events(10_000);
+    /// ```
     pub fn max_batch_events(mut self, events: usize) -> Self {
         self.max_batch_events = events.max(1);
         self
@@ -162,12 +210,21 @@ impl CollectorBuilder {
 
     /// Event JSON waiting to be stored, at most; past it new batches get 429 with
     /// `Retry-After`. Default 64 MiB.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().queue_bytes(256 << 20);
+    /// ```
     pub fn queue_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes.max(1024 * 1024);
         self
     }
 
     /// Opens the store (creating and migrating the file) and starts the writer thread.
+    ///
+    /// ```
+    /// let collector = mcp_analytics_collector::Collector::builder().in_memory().build()?;
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn build(self) -> Result<Collector, StoreError> {
         let store: Arc<dyn Store> = match (self.store, &self.database) {
             (Some(store), _) => store,
@@ -225,23 +282,51 @@ fn routes(store: Arc<dyn Store>, ingest: Arc<Ingest>, password: Option<Arc<Secre
 
 impl Collector {
     /// A builder with every default: `mcp-analytics.db`, no keys, 30 days of retention.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder();
+    /// ```
     pub fn builder() -> CollectorBuilder {
         CollectorBuilder::default()
     }
 
     /// The collector's routes (`POST /v1/events`, `/`, `/assets/*`, `/api/*`), to serve
     /// yourself or nest in a larger app.
+    ///
+    /// ```
+    /// let collector = mcp_analytics_collector::Collector::builder().in_memory().build()?;
+    /// let app = axum::Router::new().nest("/analytics", collector.router());
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn router(&self) -> Router {
         self.router.clone()
     }
 
     /// The store, for reading what was collected.
+    ///
+    /// ```
+    /// let collector = mcp_analytics_collector::Collector::builder().in_memory().build()?;
+    /// assert_eq!(collector.store().count()?, 0);
+    /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+    /// ```
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
     }
 
     /// Serves on `listener` until `shutdown` completes, deleting old events hourly.
     /// Batches being stored when `shutdown` fires are finished and answered first.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let collector = mcp_analytics_collector::Collector::builder().build()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8700").await?;
+    /// collector
+    ///     .serve(listener, async {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,

@@ -27,14 +27,6 @@ const TOP_CLIENTS: usize = 3;
 
 /// The `q`-quantile of sorted values by nearest rank (the smallest value with at least
 /// `q` of the values at or below it); `None` for no values.
-///
-/// ```
-/// use mcp_analytics_collector::report::percentile;
-///
-/// assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), Some(2.0));
-/// assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.95), Some(4.0));
-/// assert_eq!(percentile(&[], 0.5), None);
-/// ```
 pub fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
@@ -53,13 +45,6 @@ fn rate(part: u64, whole: u64) -> Option<f64> {
 }
 
 /// The bucket width for a range: the smallest of the fixed widths giving ≤ 60 buckets.
-///
-/// ```
-/// use mcp_analytics_collector::report::bucket_ms;
-///
-/// assert_eq!(bucket_ms(0, 3_600_000), 60_000); // an hour: by the minute
-/// assert_eq!(bucket_ms(0, 86_400_000), 3_600_000); // a day: by the hour
-/// ```
 pub fn bucket_ms(from: i64, to: i64) -> i64 {
     let span = (to - from).max(1);
     BUCKETS
@@ -631,6 +616,16 @@ mod tests {
             session_id: format!("s{}", user.unwrap_or("anon")),
             grouping: Grouping::Layer,
         }
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_buckets_fit_the_range() {
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.95), Some(4.0));
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(bucket_ms(0, 3_600_000), 60_000); // an hour: by the minute
+        assert_eq!(bucket_ms(0, 86_400_000), 3_600_000); // a day: by the hour
+        assert_eq!(bucket_ms(0, 30 * 86_400_000), 86_400_000); // a month: by the day
     }
 
     #[test]

@@ -17,6 +17,32 @@ const MAX_ID_LEN: usize = 256;
 const MAX_COLUMN_LEN: usize = 1024;
 
 /// A batch that passed validation, ready to store.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{IncomingBatch, IncomingEvent, SqliteStore, Store};
+///
+/// let event = IncomingEvent {
+///     id: "evt_1".into(),
+///     ts: 1_796_032_800_000,
+///     event_type: "mcp:tools/call".into(),
+///     method: "tools/call".into(),
+///     tool: Some("search".into()),
+///     outcome: "success".into(),
+///     is_error: false,
+///     duration_ms: 12.5,
+///     client: "Cursor".into(),
+///     client_name: Some("cursor-vscode".into()),
+///     user_id: Some("alice".into()),
+///     user_name: None,
+///     session_id: None,
+///     json: r#"{"id":"evt_1"}"#.into(),
+/// };
+/// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
+/// let batch = IncomingBatch { batch_id: "bat_1".into(), events: vec![event], bytes: 14 };
+/// assert_eq!(store.commit(&[batch])?[0].stored, 1);
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
 #[derive(Debug)]
 pub struct IncomingBatch {
     /// The sender's `batch_id`: a retry carries the same one.
@@ -27,7 +53,8 @@ pub struct IncomingBatch {
     pub bytes: usize,
 }
 
-/// One event: the columns the dashboard filters and groups on, and the event's JSON.
+/// One event: the columns the dashboard filters and groups on, and the event's JSON
+/// (see [`IncomingBatch`] for one built by hand).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncomingEvent {
     /// `id`.
@@ -126,20 +153,7 @@ struct UserFields {
 }
 
 /// Reads a whole (decompressed) request body as a v1 batch.
-///
-/// ```
-/// use mcp_analytics_collector::wire::read_batch;
-///
-/// let body = br#"{"schema":"tower-mcp-analytics/v1","batch_id":"bat_1","events":[
-///   {"id":"evt_1","timestamp":"2026-11-30T10:00:00.250Z","event_type":"mcp:tools/call",
-///    "method":"tools/call","resource_name":"search","outcome":"success","duration_ms":3.5,
-///    "client_name":"claude-ai","client_display_name":"Claude Desktop","user":{"id":"alice"}}]}"#;
-/// let batch = read_batch(body, 5000)?;
-/// assert_eq!(batch.events[0].client, "Claude Desktop");
-/// assert_eq!(batch.events[0].ts, 1_796_032_800_250);
-/// # Ok::<(), mcp_analytics_collector::wire::Refusal>(())
-/// ```
-pub fn read_batch(body: &[u8], max_events: usize) -> Result<IncomingBatch, Refusal> {
+pub(crate) fn read_batch(body: &[u8], max_events: usize) -> Result<IncomingBatch, Refusal> {
     let text = std::str::from_utf8(body)
         .map_err(|error| Refusal::Envelope(format!("invalid UTF-8 ({error})")))?;
     let envelope: Envelope<'_> =
@@ -252,15 +266,7 @@ fn cut(text: &str, max: usize) -> &str {
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into ms since the Unix epoch.
-///
-/// ```
-/// use mcp_analytics_collector::wire::parse_rfc3339_ms;
-///
-/// assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
-/// assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
-/// assert_eq!(parse_rfc3339_ms("yesterday"), None);
-/// ```
-pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes.len() > 40 {
         return None;
@@ -335,7 +341,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_layer_batch_reads_into_columns() {
+        let body = br#"{"schema":"tower-mcp-analytics/v1","batch_id":"bat_1","events":[
+          {"id":"evt_1","timestamp":"2026-11-30T10:00:00.250Z","event_type":"mcp:tools/call",
+           "method":"tools/call","resource_name":"search","outcome":"success","duration_ms":3.5,
+           "client_name":"claude-ai","client_display_name":"Claude Desktop","user":{"id":"alice"}}]}"#;
+        let batch = read_batch(body, 5000).unwrap();
+        assert_eq!(batch.events[0].client, "Claude Desktop");
+        assert_eq!(batch.events[0].ts, 1_796_032_800_250);
+        assert_eq!(batch.events[0].user_id.as_deref(), Some("alice"));
+    }
+
+    #[test]
     fn timestamps_of_the_layer_parse() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:01.5Z"), Some(1500));
+        assert_eq!(parse_rfc3339_ms("1970-01-01T01:00:00+01:00"), Some(0));
         assert_eq!(
             parse_rfc3339_ms("2026-11-22T10:00:06.991Z"),
             Some(1_795_341_606_991)

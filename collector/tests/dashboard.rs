@@ -12,7 +12,6 @@
 #[path = "support/browser.rs"]
 mod browser;
 #[path = "../../examples/support/demo_server.rs"]
-#[allow(dead_code)]
 mod demo_server;
 #[path = "../../examples/support/sessions_scenario.rs"]
 #[allow(dead_code)]

@@ -10,13 +10,19 @@
 mod migrations;
 mod sqlite;
 
+pub use crate::wire::{IncomingBatch, IncomingEvent};
 pub use sqlite::SqliteStore;
 
 use serde::Serialize;
 
-use crate::wire::IncomingBatch;
-
 /// A store failed (I/O, a full disk, a corrupt file): the request gets a 503.
+///
+/// ```
+/// use mcp_analytics_collector::store::StoreError;
+///
+/// let error = StoreError("disk full".into());
+/// assert_eq!(error.to_string(), "storage error: disk full");
+/// ```
 #[derive(Debug)]
 pub struct StoreError(pub String);
 
@@ -29,6 +35,13 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 /// What storing one batch did.
+///
+/// ```
+/// use mcp_analytics_collector::store::Committed;
+///
+/// let fresh = Committed { stored: 100, duplicates: 0, replayed: false };
+/// assert!(!fresh.replayed);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Committed {
     /// Events newly stored.
@@ -40,6 +53,13 @@ pub struct Committed {
 }
 
 /// How an event's session was decided.
+///
+/// ```
+/// use mcp_analytics_collector::store::Grouping;
+///
+/// assert_eq!(serde_json::to_string(&Grouping::Collector)?, r#""collector""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grouping {
@@ -75,6 +95,17 @@ impl Grouping {
 }
 
 /// The part of a stored event every page works from.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
+///
+/// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
+/// for row in store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() })? {
+///     println!("{} {} {:?} {}", row.ts, row.method, row.tool, row.outcome);
+/// }
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventRow {
     /// Arrival order, unique: the live tail's cursor.
@@ -109,6 +140,17 @@ pub struct EventRow {
 }
 
 /// Which events a page looks at: a time range and optional filters.
+///
+/// ```
+/// use mcp_analytics_collector::store::Filter;
+///
+/// let cursor_calls_today = Filter {
+///     from: 1_796_000_000_000,
+///     to: 1_796_086_400_000,
+///     client: Some("Cursor".into()),
+///     ..Filter::default()
+/// };
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
     /// From this time (ms, inclusive).
@@ -124,6 +166,18 @@ pub struct Filter {
 }
 
 /// A session, summed over the events of a filter.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
+///
+/// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
+/// let all = Filter { from: 0, to: i64::MAX, ..Filter::default() };
+/// for session in store.sessions(&all, 20)? {
+///     println!("{} {:?} {} events", session.session_id, session.user_id, session.events);
+/// }
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SessionRow {
     /// The session id.
@@ -149,6 +203,16 @@ pub struct SessionRow {
 }
 
 /// Names seen in a range, for the filter menus.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
+///
+/// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
+/// let names = store.facets(&Filter { from: 0, to: i64::MAX, ..Filter::default() }, 100)?;
+/// assert!(names.tools.is_empty());
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Facets {
     /// Tool names.
