@@ -41,6 +41,8 @@ use crate::writer::Writer;
 
 /// How often old events are deleted.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Events deleted per writer job: ingest commits run between chunks.
+const RETENTION_CHUNK: usize = 5_000;
 
 /// A collector ready to serve: its store, its writer thread and its routes.
 ///
@@ -355,10 +357,25 @@ async fn retain(writer: Writer, days: u32) {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as i64);
         let cutoff = now - i64::from(days) * 86_400_000;
-        match writer.retain(cutoff).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(deleted, days, "deleted events past retention"),
-            Err(error) => tracing::warn!(%error, "deleting old events failed"),
+        let mut deleted = 0;
+        loop {
+            match writer.retain(cutoff, RETENTION_CHUNK).await {
+                Ok(chunk) => {
+                    deleted += chunk;
+                    if chunk < RETENTION_CHUNK as u64 {
+                        break;
+                    }
+                    // Let waiting batches through before the next chunk.
+                    tokio::task::yield_now().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "deleting old events failed");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, days, "deleted events past retention");
         }
     }
 }

@@ -38,6 +38,9 @@ struct Args {
     /// The most events taken in one batch.
     #[arg(long, env = "MCP_ANALYTICS_MAX_BATCH_EVENTS", default_value_t = 5000)]
     max_batch_events: usize,
+    /// Bytes of event JSON waiting to be written, at most (past it: 429 and Retry-After).
+    #[arg(long, env = "MCP_ANALYTICS_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    queue_bytes: usize,
 }
 
 #[tokio::main]
@@ -62,7 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .retention_days(args.retention_days)
         .session_gap(Duration::from_secs(args.session_gap_minutes * 60))
         .max_body_bytes(args.max_body_bytes)
-        .max_batch_events(args.max_batch_events);
+        .max_batch_events(args.max_batch_events)
+        .queue_bytes(args.queue_bytes);
     if let Some(key) = &args.api_key {
         builder = builder.api_key(key);
     }

@@ -399,6 +399,8 @@ pub struct Clients {
 pub struct ClientRow {
     /// The label (display name, else name).
     pub client: String,
+    /// The self-reported name most often behind the label.
+    pub client_name: Option<String>,
     /// Events.
     pub events: u64,
     /// Distinct users.
@@ -426,6 +428,7 @@ pub fn clients(rows: &[EventRow], from: i64, to: i64) -> Clients {
         events: u64,
         users: HashSet<&'a str>,
         sessions: HashSet<&'a str>,
+        names: HashMap<&'a str, u64>,
     }
     let mut seen: HashMap<&str, Seen<'_>> = HashMap::new();
     let mut buckets: HashMap<i64, BTreeMap<String, u64>> = HashMap::new();
@@ -436,6 +439,9 @@ pub fn clients(rows: &[EventRow], from: i64, to: i64) -> Clients {
             client.users.insert(user);
         }
         client.sessions.insert(&row.session_id);
+        if let Some(name) = &row.client_name {
+            *client.names.entry(name).or_default() += 1;
+        }
         *buckets
             .entry(row.ts.div_euclid(bucket) * bucket)
             .or_default()
@@ -447,6 +453,11 @@ pub fn clients(rows: &[EventRow], from: i64, to: i64) -> Clients {
         .into_iter()
         .map(|(client, seen)| ClientRow {
             client: client.to_owned(),
+            client_name: seen
+                .names
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                .map(|(name, _)| (*name).to_owned()),
             events: seen.events,
             users: seen.users.len() as u64,
             sessions: seen.sessions.len() as u64,
@@ -611,6 +622,7 @@ mod tests {
             is_error: error,
             duration_ms: ms,
             client: client.into(),
+            client_name: None,
             user_id: user.map(String::from),
             user_name: None,
             session_id: format!("s{}", user.unwrap_or("anon")),

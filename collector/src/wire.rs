@@ -20,7 +20,9 @@ const MAX_COLUMN_LEN: usize = 1024;
 ///
 /// ```
 /// use std::time::Duration;
-/// use mcp_analytics_collector::store::{IncomingBatch, IncomingEvent, SqliteStore, Store};
+/// use mcp_analytics_collector::store::{
+///     Committed, IncomingBatch, IncomingEvent, SqliteStore, Store,
+/// };
 ///
 /// let event = IncomingEvent {
 ///     id: "evt_1".into(),
@@ -40,7 +42,8 @@ const MAX_COLUMN_LEN: usize = 1024;
 /// };
 /// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
 /// let batch = IncomingBatch { batch_id: "bat_1".into(), events: vec![event], bytes: 14 };
-/// assert_eq!(store.commit(&[batch])?[0].stored, 1);
+/// let results = store.commit(&[batch])?;
+/// assert!(matches!(results[0], Ok(Committed { stored: 1, .. })));
 /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
 /// ```
 #[derive(Debug)]
@@ -288,7 +291,8 @@ pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || day < 1
+        || day > days_in_month(year, month)
         || hour > 23
         || minute > 59
         || second > 60
@@ -315,7 +319,11 @@ pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let offset_minutes = match bytes.get(at)? {
         b'Z' | b'z' if at + 1 == bytes.len() => 0,
         sign @ (b'+' | b'-') if at + 6 == bytes.len() && bytes[at + 3] == b':' => {
-            let minutes = number(at + 1..at + 3)? * 60 + number(at + 4..at + 6)?;
+            let (hours, minutes) = (number(at + 1..at + 3)?, number(at + 4..at + 6)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = hours * 60 + minutes;
             if *sign == b'+' { minutes } else { -minutes }
         }
         _ => return None,
@@ -323,6 +331,15 @@ pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
     Some(seconds * 1000 + millis)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.

@@ -24,6 +24,7 @@ enum Job {
     },
     Retain {
         cutoff: i64,
+        limit: usize,
         reply: oneshot::Sender<Result<u64, StoreError>>,
     },
 }
@@ -82,11 +83,15 @@ impl Writer {
         answer.await.map_err(|_| gone())?.map_err(WriteError::Store)
     }
 
-    /// Deletes events older than `cutoff` (ms), between commits.
-    pub async fn retain(&self, cutoff: i64) -> Result<u64, StoreError> {
+    /// Deletes up to `limit` events older than `cutoff` (ms), between commits.
+    pub async fn retain(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job::Retain { cutoff, reply })
+            .send(Job::Retain {
+                cutoff,
+                limit,
+                reply,
+            })
             .await
             .map_err(|_| StoreError("the writer stopped".into()))?;
         answer
@@ -124,11 +129,19 @@ fn run(store: &dyn Store, mut receiver: mpsc::Receiver<Job>) {
                     group.push(batch);
                     replies.push((reply, _permit));
                 }
-                Job::Retain { cutoff, reply } => {
+                Job::Retain {
+                    cutoff,
+                    limit,
+                    reply,
+                } => {
                     if group.is_empty() {
-                        let _ = reply.send(store.delete_before(cutoff));
+                        let _ = reply.send(store.delete_before(cutoff, limit));
                     } else {
-                        held = Some(Job::Retain { cutoff, reply });
+                        held = Some(Job::Retain {
+                            cutoff,
+                            limit,
+                            reply,
+                        });
                     }
                     break;
                 }
@@ -144,7 +157,10 @@ fn run(store: &dyn Store, mut receiver: mpsc::Receiver<Job>) {
         match store.commit(&group) {
             Ok(results) => {
                 for ((reply, _permit), committed) in replies.drain(..).zip(results) {
-                    let _ = reply.send(Ok(committed));
+                    if let Err(error) = &committed {
+                        tracing::error!(%error, "storing a batch failed");
+                    }
+                    let _ = reply.send(committed);
                 }
             }
             Err(error) => {

@@ -536,12 +536,15 @@ async fn the_overview_counts_and_charts_render() -> anyhow::Result<()> {
         .context("no client share chart")?;
     let svg = &clients[at..];
     let svg = &svg[..svg.find("</svg>").context("unclosed svg")?];
-    for client in ["Claude Desktop", "Cursor"] {
+    for (name, client) in [CLAUDE, CURSOR] {
         assert!(
             svg.contains(&format!("data-series=\"{client}\"")),
             "{client}"
         );
-        row(&clients, "clients", client)?;
+        let row = row(&clients, "clients", client)?;
+        assert_eq!(cell(row, "client_name")?, name);
+        let events = seed.iter().filter(|e| e.client.1 == client).count();
+        assert_eq!(number(&cell(row, "events")?)?, events as f64);
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
         is_error INTEGER NOT NULL,
         duration_ms REAL NOT NULL,
         client TEXT NOT NULL,
+        client_name TEXT,
         user_id TEXT,
         user_name TEXT,
         session TEXT NOT NULL,

@@ -128,6 +128,8 @@ pub struct EventRow {
     pub duration_ms: f64,
     /// The client's label (display name, else name).
     pub client: String,
+    /// The client's self-reported name.
+    pub client_name: Option<String>,
     /// The user's id.
     pub user_id: Option<String>,
     /// The user's name.
@@ -236,11 +238,16 @@ pub struct Facets {
 /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
 /// ```
 pub trait Store: Send + Sync + 'static {
-    /// Stores batches in one durable commit, each all or nothing; returns what each did.
-    fn commit(&self, batches: &[IncomingBatch]) -> Result<Vec<Committed>, StoreError>;
-    /// Deletes events that started before `cutoff` (ms) and batch ids received before it;
-    /// returns how many events went.
-    fn delete_before(&self, cutoff: i64) -> Result<u64, StoreError>;
+    /// Stores batches in one durable commit, each all or nothing: what each did, or why
+    /// that one failed. An `Err` overall means none was stored.
+    fn commit(
+        &self,
+        batches: &[IncomingBatch],
+    ) -> Result<Vec<Result<Committed, StoreError>>, StoreError>;
+    /// Deletes up to `limit` events that started before `cutoff` (ms), the oldest first;
+    /// once fewer than `limit` remain, also the sessions and batch ids older than it.
+    /// Returns how many events went.
+    fn delete_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError>;
     /// Events in the filter, in no particular order.
     fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError>;
     /// Every event of one session, in time order.

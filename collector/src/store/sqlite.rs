@@ -17,11 +17,9 @@ use crate::wire::{IncomingBatch, IncomingEvent};
 
 /// Reading connections kept open.
 const READERS: usize = 4;
-/// Rows deleted per transaction by retention, so that ingest is never held up long.
-const DELETE_CHUNK: i64 = 5_000;
 
 const ROW_COLUMNS: &str = "seq, id, ts, event_type, method, tool, outcome, is_error, \
-                           duration_ms, client, user_id, user_name, session, grouping";
+                           duration_ms, client, client_name, user_id, user_name, session, grouping";
 
 /// The default store: a single SQLite file, created (and migrated) on first open.
 ///
@@ -226,8 +224,9 @@ fn insert_event(
     transaction
         .prepare_cached(
             "INSERT INTO events (id, ts, event_type, method, tool, outcome, is_error,
-                 duration_ms, client, user_id, user_name, session, grouping, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 duration_ms, client, client_name, user_id, user_name, session, grouping,
+                 received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             event.id,
@@ -239,6 +238,7 @@ fn insert_event(
             event.is_error,
             event.duration_ms,
             event.client,
+            event.client_name,
             event.user_id,
             event.user_name,
             session,
@@ -297,10 +297,11 @@ fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
         is_error: row.get(7)?,
         duration_ms: row.get(8)?,
         client: row.get(9)?,
-        user_id: row.get(10)?,
-        user_name: row.get(11)?,
-        session_id: row.get(12)?,
-        grouping: Grouping::from_code(row.get(13)?),
+        client_name: row.get(10)?,
+        user_id: row.get(11)?,
+        user_name: row.get(12)?,
+        session_id: row.get(13)?,
+        grouping: Grouping::from_code(row.get(14)?),
     })
 }
 
@@ -329,69 +330,63 @@ fn conditions(filter: &Filter, with_range: bool) -> (String, Vec<rusqlite::types
 }
 
 impl Store for SqliteStore {
-    fn commit(&self, batches: &[IncomingBatch]) -> Result<Vec<Committed>, StoreError> {
+    fn commit(
+        &self,
+        batches: &[IncomingBatch],
+    ) -> Result<Vec<Result<Committed, StoreError>>, StoreError> {
         let mut writer = self.writer.lock().map_err(fail)?;
         let received_at = now_ms();
         let mut transaction = writer.transaction().map_err(fail)?;
         let mut results = Vec::with_capacity(batches.len());
         for batch in batches {
-            // Each batch all or nothing, even if a neighbour in the same commit fails.
+            // Each batch all or nothing: one that fails is rolled back alone.
             let mut savepoint = transaction.savepoint().map_err(fail)?;
             savepoint.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-            let committed =
-                commit_batch(&savepoint, batch, self.gap_ms, received_at).map_err(fail)?;
-            savepoint.commit().map_err(fail)?;
-            results.push(committed);
+            match commit_batch(&savepoint, batch, self.gap_ms, received_at) {
+                Ok(committed) => {
+                    savepoint.commit().map_err(fail)?;
+                    results.push(Ok(committed));
+                }
+                Err(error) => results.push(Err(fail(error))),
+            }
         }
         transaction.commit().map_err(fail)?;
         Ok(results)
     }
 
-    fn delete_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let mut deleted = 0;
-        loop {
-            let mut writer = self.writer.lock().map_err(fail)?;
-            let transaction = writer.transaction().map_err(fail)?;
-            let seqs: Vec<i64> = {
-                let mut statement = transaction
-                    .prepare_cached("SELECT seq FROM events WHERE ts < ?1 LIMIT ?2")
-                    .map_err(fail)?;
-                statement
-                    .query_map(params![cutoff, DELETE_CHUNK], |row| row.get(0))
-                    .map_err(fail)?
-                    .collect::<rusqlite::Result<_>>()
-                    .map_err(fail)?
-            };
-            for seq in &seqs {
-                transaction
-                    .prepare_cached("DELETE FROM events WHERE seq = ?1")
-                    .and_then(|mut statement| statement.execute(params![seq]))
-                    .map_err(fail)?;
-                transaction
-                    .prepare_cached("DELETE FROM event_json WHERE seq = ?1")
-                    .and_then(|mut statement| statement.execute(params![seq]))
-                    .map_err(fail)?;
-            }
-            if seqs.len() < DELETE_CHUNK as usize {
-                transaction
-                    .execute(
-                        "DELETE FROM pair_sessions WHERE end_ts < ?1",
-                        params![cutoff],
-                    )
-                    .map_err(fail)?;
-                transaction
-                    .execute(
+    fn delete_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
+        let mut writer = self.writer.lock().map_err(fail)?;
+        let transaction = writer.transaction().map_err(fail)?;
+        let deleted = transaction
+            .execute(
+                "DELETE FROM event_json WHERE seq IN
+                     (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                params![cutoff, limit as i64],
+            )
+            .and_then(|_| {
+                transaction.execute(
+                    "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2)",
+                    params![cutoff, limit as i64],
+                )
+            })
+            .map_err(fail)?;
+        if deleted < limit {
+            transaction
+                .execute(
+                    "DELETE FROM pair_sessions WHERE end_ts < ?1",
+                    params![cutoff],
+                )
+                .and_then(|_| {
+                    transaction.execute(
                         "DELETE FROM batches WHERE received_at < ?1",
                         params![cutoff],
                     )
-                    .map_err(fail)?;
-            }
-            transaction.commit().map_err(fail)?;
-            deleted += seqs.len() as u64;
-            if seqs.len() < DELETE_CHUNK as usize {
-                return Ok(deleted);
-            }
+                })
+                .map_err(fail)?;
         }
+        transaction.commit().map_err(fail)?;
+        Ok(deleted as u64)
     }
 
     fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
@@ -638,7 +633,7 @@ mod tests {
         let first = store
             .commit(&[batch("b", vec![event("e1", None, "c", 0)])])
             .unwrap();
-        assert_eq!(first[0].stored, 1);
+        assert_eq!(first[0].as_ref().unwrap().stored, 1);
         let again = store
             .commit(&[
                 batch("b", vec![event("e1", None, "c", 0)]),
@@ -648,8 +643,9 @@ mod tests {
                 ),
             ])
             .unwrap();
-        assert!(again[0].replayed);
-        assert_eq!((again[1].stored, again[1].duplicates), (1, 1));
+        assert!(again[0].as_ref().unwrap().replayed);
+        let second = again[1].as_ref().unwrap();
+        assert_eq!((second.stored, second.duplicates), (1, 1));
         assert_eq!(store.count().unwrap(), 2);
     }
 
@@ -660,7 +656,12 @@ mod tests {
             .map(|n| event(&format!("e{n}"), Some("u"), "c", n))
             .collect();
         store.commit(&[batch("b", events)]).unwrap();
-        assert_eq!(store.delete_before(11_000 * MINUTE).unwrap(), 11_000);
+        assert_eq!(
+            store.delete_before(11_000 * MINUTE, 10_000).unwrap(),
+            10_000
+        );
+        assert_eq!(store.delete_before(11_000 * MINUTE, 10_000).unwrap(), 1_000);
+        assert_eq!(store.delete_before(11_000 * MINUTE, 10_000).unwrap(), 0);
         assert_eq!(store.count().unwrap(), 1_000);
         assert!(store.event("e0").unwrap().is_none());
         assert!(store.event("e11000").unwrap().is_some());
