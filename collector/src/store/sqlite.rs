@@ -666,4 +666,90 @@ mod tests {
         assert!(store.event("e0").unwrap().is_none());
         assert!(store.event("e11000").unwrap().is_some());
     }
+
+    /// The reference rule: per (user, client), events sorted by time, a new session at
+    /// every gap over the window; anonymous events alone. Returns each event's partner set.
+    fn reference_partition(events: &[IncomingEvent], gap: i64) -> Vec<Vec<String>> {
+        let mut pairs: std::collections::BTreeMap<(String, String), Vec<&IncomingEvent>> =
+            std::collections::BTreeMap::new();
+        let mut sessions = Vec::new();
+        for event in events {
+            match &event.user_id {
+                Some(user) => pairs
+                    .entry((user.clone(), event.client.clone()))
+                    .or_default()
+                    .push(event),
+                None => sessions.push(vec![event.id.clone()]),
+            }
+        }
+        for (_, mut pair) in pairs {
+            pair.sort_by_key(|event| event.ts);
+            let mut current: Vec<String> = Vec::new();
+            let mut last = i64::MIN;
+            for event in pair {
+                if !current.is_empty() && event.ts - last > gap {
+                    sessions.push(std::mem::take(&mut current));
+                }
+                current.push(event.id.clone());
+                last = event.ts;
+            }
+            sessions.push(current);
+        }
+        normalise(sessions)
+    }
+
+    fn normalise(mut sessions: Vec<Vec<String>>) -> Vec<Vec<String>> {
+        for session in &mut sessions {
+            session.sort();
+        }
+        sessions.sort();
+        sessions
+    }
+
+    fn stored_partition(store: &SqliteStore) -> Vec<Vec<String>> {
+        let all = Filter {
+            from: i64::MIN,
+            to: i64::MAX,
+            ..Filter::default()
+        };
+        let mut by_session: std::collections::BTreeMap<String, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for row in store.scan(&all).unwrap() {
+            by_session.entry(row.session_id).or_default().push(row.id);
+        }
+        normalise(by_session.into_values().collect())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the arrival order and batching, the collector's sessions are the
+        /// reference rule's.
+        #[test]
+        fn sessions_equal_gap_segmentation_in_any_arrival_order(
+            spec in proptest::collection::vec((0u8..4, 0u8..2, 0i64..240), 1..60),
+            order in proptest::collection::vec(proptest::prelude::any::<u64>(), 60),
+            split in 1usize..8,
+        ) {
+            let gap = 30 * MINUTE;
+            let clients = ["claude", "cursor"];
+            let events: Vec<IncomingEvent> = spec
+                .iter()
+                .enumerate()
+                .map(|(n, (user, client, minute))| {
+                    let user = (*user > 0).then(|| format!("u{user}"));
+                    event(&format!("e{n}"), user.as_deref(), clients[*client as usize], *minute)
+                })
+                .collect();
+            let mut shuffled: Vec<(u64, IncomingEvent)> =
+                order.iter().copied().zip(events.iter().cloned()).collect();
+            shuffled.sort_by_key(|(key, _)| *key);
+            let shuffled: Vec<IncomingEvent> = shuffled.into_iter().map(|(_, e)| e).collect();
+            let store = SqliteStore::open_in_memory(Duration::from_millis(gap as u64)).unwrap();
+            for (n, chunk) in shuffled.chunks(split).enumerate() {
+                store.commit(&[batch(&format!("b{n}"), chunk.to_vec())]).unwrap();
+            }
+            proptest::prop_assert_eq!(stored_partition(&store), reference_partition(&events, gap));
+        }
+    }
 }
