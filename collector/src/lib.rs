@@ -379,3 +379,36 @@ async fn retain(writer: Writer, days: u32) {
         }
     }
 }
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix: the usual `shutdown` for
+/// [`Collector::serve`] (and for the server beside it).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let collector = mcp_analytics_collector::Collector::builder().build()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8700").await?;
+/// collector
+///     .serve(listener, mcp_analytics_collector::shutdown_signal())
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

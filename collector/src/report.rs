@@ -101,27 +101,14 @@ pub struct Totals {
     pub p95_ms: Option<f64>,
 }
 
-/// One bucket of the overview.
+/// One bucket of the overview: its start and the [`Totals`] of its events.
 #[derive(Debug, Serialize)]
 pub struct OverviewPoint {
     /// The bucket's start (ms).
     pub t: i64,
-    /// As in [`Totals`], over the bucket.
-    pub events: u64,
-    /// As in [`Totals`].
-    pub tool_calls: u64,
-    /// As in [`Totals`].
-    pub errors: u64,
-    /// As in [`Totals`].
-    pub error_rate: Option<f64>,
-    /// As in [`Totals`].
-    pub users: u64,
-    /// As in [`Totals`].
-    pub sessions: u64,
-    /// As in [`Totals`].
-    pub p50_ms: Option<f64>,
-    /// As in [`Totals`].
-    pub p95_ms: Option<f64>,
+    /// Over the bucket.
+    #[serde(flatten)]
+    pub totals: Totals,
 }
 
 fn totals<'a>(rows: impl IntoIterator<Item = &'a EventRow>) -> Totals {
@@ -172,19 +159,9 @@ pub fn overview(rows: &[EventRow], from: i64, to: i64) -> Overview {
     let buckets = by_bucket(rows, bucket);
     let series = bucket_starts(from, to, bucket)
         .into_iter()
-        .map(|t| {
-            let part = totals(buckets.get(&t).into_iter().flatten().copied());
-            OverviewPoint {
-                t,
-                events: part.events,
-                tool_calls: part.tool_calls,
-                errors: part.errors,
-                error_rate: part.error_rate,
-                users: part.users,
-                sessions: part.sessions,
-                p50_ms: part.p50_ms,
-                p95_ms: part.p95_ms,
-            }
+        .map(|t| OverviewPoint {
+            t,
+            totals: totals(buckets.get(&t).into_iter().flatten().copied()),
         })
         .collect();
     Overview {
@@ -670,8 +647,8 @@ mod tests {
         let rows = vec![row(90_000, "t", 1.0, false, "c", None)];
         let page = overview(&rows, 0, 3_600_000);
         assert_eq!(page.series.len(), 60);
-        assert_eq!(page.series[1].events, 1);
-        assert_eq!(page.series[0].p50_ms, None);
+        assert_eq!(page.series[1].totals.events, 1);
+        assert_eq!(page.series[0].totals.p50_ms, None);
         assert_eq!(page.totals.sessions, 1);
     }
 

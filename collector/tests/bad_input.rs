@@ -10,13 +10,15 @@
 
 #[path = "support/collector_process.rs"]
 mod collector_process;
+#[path = "support/events.rs"]
+mod events;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use collector_process::ScratchDir;
@@ -40,37 +42,12 @@ const BODY_LIMIT: usize = 10 * 1024 * 1024;
 // Batches
 // ---------------------------------------------------------------------------------------
 
-/// Now as RFC 3339 in UTC with milliseconds, as the layer writes it.
-fn now_rfc3339() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64);
-    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
-}
-
 /// An event as the layer sends it (see the README's example).
 fn event(id: &str) -> Value {
     json!({
         "id": id,
         "event_type": "mcp:tools/call",
-        "timestamp": now_rfc3339(),
+        "timestamp": events::now_rfc3339(),
         "duration_ms": 1.29,
         "method": "tools/call",
         "resource_name": "progress",
@@ -98,7 +75,7 @@ fn batch(batch_id: &str, events: Vec<Value>) -> Value {
     json!({
         "schema": "tower-mcp-analytics/v1",
         "batch_id": batch_id,
-        "sent_at": now_rfc3339(),
+        "sent_at": events::now_rfc3339(),
         "events": events,
     })
 }
@@ -475,7 +452,7 @@ async fn an_unknown_content_encoding_is_refused() -> anyhow::Result<()> {
 async fn more_events_than_the_limit_are_refused() -> anyhow::Result<()> {
     let mut collector = Running::start().await?;
     let events = (0..10_000)
-        .map(|n| json!({ "id": format!("evt_many_{n}"), "timestamp": now_rfc3339(), "method": "ping" }))
+        .map(|n| json!({ "id": format!("evt_many_{n}"), "timestamp": events::now_rfc3339(), "method": "ping" }))
         .collect();
     let body = batch("bat_many", events).to_string();
     ensure!(body.len() < BODY_LIMIT);

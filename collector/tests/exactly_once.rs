@@ -20,12 +20,14 @@
 mod collector_process;
 #[path = "../../examples/support/demo_server.rs"]
 mod demo_server;
+#[path = "support/events.rs"]
+mod events;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use collector_process::{CollectorProcess, ScratchDir, count_where, event_counts, event_ids};
@@ -319,37 +321,12 @@ async fn under_load_with_two_kills_every_delivered_event_is_stored_once() -> any
 // Batches sent again by hand
 // ---------------------------------------------------------------------------------------
 
-/// Now as RFC 3339 in UTC with milliseconds, as the layer writes it.
-fn now_rfc3339() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64);
-    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    )
-}
-
 /// An event as the layer sends it.
 fn event(id: &str) -> Value {
     json!({
         "id": id,
         "event_type": "mcp:tools/call",
-        "timestamp": now_rfc3339(),
+        "timestamp": events::now_rfc3339(),
         "duration_ms": 1.25,
         "method": "tools/call",
         "resource_name": "echo",
@@ -377,7 +354,7 @@ fn gzipped_batch(batch_id: &str, ids: &[String]) -> anyhow::Result<Vec<u8>> {
     let body = json!({
         "schema": "tower-mcp-analytics/v1",
         "batch_id": batch_id,
-        "sent_at": now_rfc3339(),
+        "sent_at": events::now_rfc3339(),
         "events": ids.iter().map(|id| event(id)).collect::<Vec<_>>(),
     });
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
