@@ -5,6 +5,7 @@
 //! touches storage or HTTP.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -62,7 +63,7 @@ fn bucket_starts(from: i64, to: i64, bucket: i64) -> Vec<i64> {
 }
 
 fn is_tool_call(row: &EventRow) -> bool {
-    row.method == "tools/call"
+    &*row.method == "tools/call"
 }
 
 /// The overview page.
@@ -123,9 +124,9 @@ fn totals<'a>(rows: impl IntoIterator<Item = &'a EventRow>) -> Totals {
         tool_calls += u64::from(is_tool_call(row));
         errors += u64::from(row.is_error);
         if let Some(user) = &row.user_id {
-            users.insert(user.as_str());
+            users.insert(user.as_ref());
         }
-        sessions.insert(row.session_id.as_str());
+        sessions.insert(row.session_id.as_ref());
         durations.push(row.duration_ms);
     }
     let durations = sorted(durations);
@@ -191,7 +192,7 @@ pub struct ToolRow {
     /// 99th percentile duration (ms).
     pub p99_ms: Option<f64>,
     /// Calls per outcome.
-    pub outcomes: BTreeMap<String, u64>,
+    pub outcomes: BTreeMap<Arc<str>, u64>,
     /// The clients calling it most, most first.
     pub clients: Vec<ClientCalls>,
 }
@@ -212,7 +213,7 @@ fn tool_row(tool: &str, calls: &[&EventRow]) -> ToolRow {
     let mut clients: HashMap<&str, u64> = HashMap::new();
     for row in calls {
         *outcomes.entry(row.outcome.clone()).or_default() += 1;
-        *clients.entry(row.client.as_str()).or_default() += 1;
+        *clients.entry(row.client.as_ref()).or_default() += 1;
     }
     let mut clients: Vec<ClientCalls> = clients
         .into_iter()
@@ -240,7 +241,7 @@ fn tool_calls_by_name(rows: &[EventRow]) -> HashMap<&str, Vec<&EventRow>> {
     let mut tools: HashMap<&str, Vec<&EventRow>> = HashMap::new();
     for row in rows.iter().filter(|row| is_tool_call(row)) {
         if let Some(tool) = &row.tool {
-            tools.entry(tool.as_str()).or_default().push(row);
+            tools.entry(tool.as_ref()).or_default().push(row);
         }
     }
     tools
@@ -292,7 +293,7 @@ pub struct UserCalls {
     /// The user's id.
     pub user_id: String,
     /// The user's name.
-    pub user_name: Option<String>,
+    pub user_name: Option<Arc<str>>,
     /// Calls.
     pub calls: u64,
 }
@@ -308,14 +309,14 @@ pub fn tool_detail(rows: &[EventRow], tool: &str, from: i64, to: i64) -> Option<
     }
     let bucket = bucket_ms(from, to);
     let mut buckets: HashMap<i64, Vec<&EventRow>> = HashMap::new();
-    let mut users: HashMap<&str, (Option<&String>, u64)> = HashMap::new();
+    let mut users: HashMap<&str, (Option<&Arc<str>>, u64)> = HashMap::new();
     for row in &calls {
         buckets
             .entry(row.ts.div_euclid(bucket) * bucket)
             .or_default()
             .push(row);
         if let Some(user) = &row.user_id {
-            let entry = users.entry(user.as_str()).or_insert((None, 0));
+            let entry = users.entry(user.as_ref()).or_insert((None, 0));
             entry.0 = entry.0.or(row.user_name.as_ref());
             entry.1 += 1;
         }
@@ -394,7 +395,7 @@ pub struct ClientPoint {
     /// The bucket's start (ms).
     pub t: i64,
     /// Events per client label.
-    pub clients: BTreeMap<String, u64>,
+    pub clients: BTreeMap<Arc<str>, u64>,
 }
 
 /// The clients in `rows` over [from, to).
@@ -408,9 +409,9 @@ pub fn clients(rows: &[EventRow], from: i64, to: i64) -> Clients {
         names: HashMap<&'a str, u64>,
     }
     let mut seen: HashMap<&str, Seen<'_>> = HashMap::new();
-    let mut buckets: HashMap<i64, BTreeMap<String, u64>> = HashMap::new();
+    let mut buckets: HashMap<i64, BTreeMap<Arc<str>, u64>> = HashMap::new();
     for row in rows {
-        let client = seen.entry(row.client.as_str()).or_default();
+        let client = seen.entry(row.client.as_ref()).or_default();
         client.events += 1;
         if let Some(user) = &row.user_id {
             client.users.insert(user);
@@ -473,9 +474,9 @@ pub struct Users {
 #[derive(Debug, Serialize, PartialEq)]
 pub struct UserRow {
     /// The user's id.
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// The user's name (the latest one seen).
-    pub user_name: Option<String>,
+    pub user_name: Option<Arc<str>>,
     /// Events.
     pub events: u64,
     /// `tools/call` events.
@@ -504,7 +505,7 @@ pub fn users(rows: &[EventRow]) -> Users {
             anonymous_events += 1;
             continue;
         };
-        let entry = seen.entry(user.as_str()).or_insert_with(|| Seen {
+        let entry = seen.entry(user.as_ref()).or_insert_with(|| Seen {
             row: UserRow {
                 user_id: user.clone(),
                 user_name: None,
@@ -561,10 +562,15 @@ pub fn session_detail(events: Vec<EventRow>) -> Option<SessionDetail> {
     let first = events.first()?;
     let last = events.last()?;
     let session = SessionRow {
-        session_id: first.session_id.clone(),
-        user_id: events.iter().find_map(|row| row.user_id.clone()),
-        user_name: events.iter().rev().find_map(|row| row.user_name.clone()),
-        client: first.client.clone(),
+        session_id: first.session_id.to_string(),
+        user_id: events
+            .iter()
+            .find_map(|row| row.user_id.as_deref().map(String::from)),
+        user_name: events
+            .iter()
+            .rev()
+            .find_map(|row| row.user_name.as_deref().map(String::from)),
+        client: first.client.to_string(),
         started: first.ts,
         ended: last.ts,
         events: events.len() as u64,
@@ -600,9 +606,9 @@ mod tests {
             duration_ms: ms,
             client: client.into(),
             client_name: None,
-            user_id: user.map(String::from),
+            user_id: user.map(Arc::from),
             user_name: None,
-            session_id: format!("s{}", user.unwrap_or("anon")),
+            session_id: format!("s{}", user.unwrap_or("anon")).into(),
             grouping: Grouping::Layer,
         }
     }

@@ -15,6 +15,10 @@ use crate::wire::IncomingBatch;
 const GROUP_BATCHES: usize = 256;
 /// Events stored together in one commit, at most (a commit is never split, only capped).
 const GROUP_EVENTS: usize = 50_000;
+/// While batches come from several senders at once, a commit of fewer events than this
+/// waits up to [`LINGER`] for more: fewer, larger commits write far fewer pages per event.
+const LINGER_EVENTS: usize = 2_000;
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 enum Job {
     Store {
@@ -108,6 +112,7 @@ fn run(store: &dyn Store, mut receiver: mpsc::Receiver<Job>) {
     let mut group = Vec::new();
     let mut replies = Vec::new();
     let mut held = None;
+    let mut busy = false;
     loop {
         let first = match held.take() {
             Some(job) => job,
@@ -117,6 +122,7 @@ fn run(store: &dyn Store, mut receiver: mpsc::Receiver<Job>) {
             },
         };
         let mut events = 0;
+        let mut lingered = false;
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
@@ -150,7 +156,13 @@ fn run(store: &dyn Store, mut receiver: mpsc::Receiver<Job>) {
                 break;
             }
             next = receiver.try_recv().ok();
+            if next.is_none() && busy && events < LINGER_EVENTS && !lingered {
+                lingered = true;
+                std::thread::sleep(LINGER);
+                next = receiver.try_recv().ok();
+            }
         }
+        busy = group.len() > 1;
         if group.is_empty() {
             continue;
         }

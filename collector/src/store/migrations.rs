@@ -7,7 +7,9 @@ use rusqlite::Connection;
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
-    // 1: events, their JSON, batch ids, and the collector's sessions.
+    // 1: events, their JSON, batch ids, session numbers, and the collector's sessions.
+    // Events are indexed by session number, not id: numbers grow as sessions start, so
+    // the events of active sessions land on the index's last pages.
     "CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
         id TEXT NOT NULL UNIQUE,
@@ -23,11 +25,13 @@ const MIGRATIONS: &[&str] = &[
         user_id TEXT,
         user_name TEXT,
         session TEXT NOT NULL,
+        session_n INTEGER NOT NULL,
         grouping INTEGER NOT NULL,
         received_at INTEGER NOT NULL
     );
     CREATE INDEX events_ts ON events(ts);
-    CREATE INDEX events_session ON events(session, ts);
+    CREATE INDEX events_session ON events(session_n, ts);
+    CREATE TABLE session_keys (n INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
     CREATE TABLE event_json (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
     CREATE TABLE batches (
         batch_id TEXT PRIMARY KEY,

@@ -13,6 +13,8 @@ mod sqlite;
 pub use crate::wire::{IncomingBatch, IncomingEvent};
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// A store failed (I/O, a full disk, a corrupt file): the request gets a 503.
@@ -115,27 +117,27 @@ pub struct EventRow {
     /// When it started, ms since the Unix epoch.
     pub ts: i64,
     /// `event_type`.
-    pub event_type: String,
+    pub event_type: Arc<str>,
     /// `method`.
-    pub method: String,
+    pub method: Arc<str>,
     /// The tool of a `tools/call` (or the resource / prompt name).
-    pub tool: Option<String>,
+    pub tool: Option<Arc<str>>,
     /// `outcome`.
-    pub outcome: String,
+    pub outcome: Arc<str>,
     /// `is_error`.
     pub is_error: bool,
     /// `duration_ms`.
     pub duration_ms: f64,
     /// The client's label (display name, else name).
-    pub client: String,
+    pub client: Arc<str>,
     /// The client's self-reported name.
-    pub client_name: Option<String>,
+    pub client_name: Option<Arc<str>>,
     /// The user's id.
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     /// The user's name.
-    pub user_name: Option<String>,
+    pub user_name: Option<Arc<str>>,
     /// The session it belongs to.
-    pub session_id: String,
+    pub session_id: Arc<str>,
     /// How that session was decided.
     #[serde(skip)]
     pub grouping: Grouping,

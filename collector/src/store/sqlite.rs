@@ -4,8 +4,9 @@
 //! Owns the SQL. A commit is durable when it returns (`synchronous = FULL`), so the
 //! collector may answer 2xx. Never aggregates beyond what a `GROUP BY` gives cheaply.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
@@ -61,7 +62,9 @@ impl SqliteStore {
                 "PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
                  PRAGMA busy_timeout = 5000;
-                 PRAGMA cache_size = -65536;",
+                 PRAGMA cache_size = -65536;
+                 PRAGMA wal_autocheckpoint = 16384;
+                 PRAGMA journal_size_limit = 268435456;",
             )
             .map_err(fail)?;
         migrations::migrate(&mut writer)
@@ -109,7 +112,12 @@ impl SqliteStore {
                 )
                 .map_err(fail)?;
                 connection
-                    .execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -32768;")
+                    .execute_batch(
+                        "PRAGMA busy_timeout = 5000;
+                         PRAGMA cache_size = -32768;
+                         PRAGMA temp_store = MEMORY;
+                         PRAGMA mmap_size = 1073741824;",
+                    )
                     .map_err(fail)?;
                 connection
             }
@@ -199,6 +207,21 @@ fn place(transaction: &Connection, pair: &str, ts: i64, gap: i64) -> rusqlite::R
     }
 }
 
+/// The number of the session named `key`, given at first sight.
+fn session_number(transaction: &Connection, key: &str) -> rusqlite::Result<i64> {
+    let known = transaction
+        .prepare_cached("SELECT n FROM session_keys WHERE key = ?1")?
+        .query_row(params![key], |row| row.get(0))
+        .optional()?;
+    if let Some(n) = known {
+        return Ok(n);
+    }
+    transaction
+        .prepare_cached("INSERT INTO session_keys (key) VALUES (?1)")?
+        .execute(params![key])?;
+    Ok(transaction.last_insert_rowid())
+}
+
 fn insert_event(
     transaction: &Connection,
     event: &IncomingEvent,
@@ -221,12 +244,13 @@ fn insert_event(
         }
         (None, None) => (event.id.clone(), Grouping::Single),
     };
+    let session_n = session_number(transaction, &session)?;
     transaction
         .prepare_cached(
             "INSERT INTO events (id, ts, event_type, method, tool, outcome, is_error,
-                 duration_ms, client, client_name, user_id, user_name, session, grouping,
-                 received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 duration_ms, client, client_name, user_id, user_name, session, session_n,
+                 grouping, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             event.id,
@@ -242,6 +266,7 @@ fn insert_event(
             event.user_id,
             event.user_name,
             session,
+            session_n,
             grouping.code(),
             received_at,
         ])?;
@@ -285,24 +310,58 @@ fn commit_batch(
     Ok(committed)
 }
 
-fn event_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        ts: row.get(2)?,
-        event_type: row.get(3)?,
-        method: row.get(4)?,
-        tool: row.get(5)?,
-        outcome: row.get(6)?,
-        is_error: row.get(7)?,
-        duration_ms: row.get(8)?,
-        client: row.get(9)?,
-        client_name: row.get(10)?,
-        user_id: row.get(11)?,
-        user_name: row.get(12)?,
-        session_id: row.get(13)?,
-        grouping: Grouping::from_code(row.get(14)?),
-    })
+/// A row mapper for one read, sharing names across its rows.
+fn rows_with_shared_names() -> impl FnMut(&Row<'_>) -> rusqlite::Result<EventRow> {
+    let mut names = Names::default();
+    move |row| names.event_row(row)
+}
+
+/// Shares one copy of each repeated string (tools, clients, users, sessions) across the
+/// rows of one read.
+#[derive(Default)]
+struct Names(HashMap<Box<str>, Arc<str>>);
+
+impl Names {
+    fn name(&mut self, row: &Row<'_>, column: usize) -> rusqlite::Result<Option<Arc<str>>> {
+        let Some(text) = row.get_ref(column)?.as_str_or_null()? else {
+            return Ok(None);
+        };
+        if let Some(shared) = self.0.get(text) {
+            return Ok(Some(Arc::clone(shared)));
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(text.into(), Arc::clone(&shared));
+        Ok(Some(shared))
+    }
+
+    fn required(&mut self, row: &Row<'_>, column: usize) -> rusqlite::Result<Arc<str>> {
+        self.name(row, column)?
+            .ok_or(rusqlite::Error::InvalidColumnType(
+                column,
+                "NULL".into(),
+                rusqlite::types::Type::Null,
+            ))
+    }
+
+    fn event_row(&mut self, row: &Row<'_>) -> rusqlite::Result<EventRow> {
+        Ok(EventRow {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            ts: row.get(2)?,
+            event_type: self.required(row, 3)?,
+            method: self.required(row, 4)?,
+            tool: self.name(row, 5)?,
+            outcome: self.required(row, 6)?,
+            is_error: row.get(7)?,
+            duration_ms: row.get(8)?,
+            client: self.required(row, 9)?,
+            client_name: self.name(row, 10)?,
+            user_id: self.name(row, 11)?,
+            user_name: self.name(row, 12)?,
+            session_id: self.required(row, 13)?,
+            grouping: Grouping::from_code(row.get(14)?),
+        })
+    }
 }
 
 /// `WHERE` conditions for a filter's names (and range, when `with_range`), and their
@@ -383,6 +442,13 @@ impl Store for SqliteStore {
                         params![cutoff],
                     )
                 })
+                .and_then(|_| {
+                    transaction.execute(
+                        "DELETE FROM session_keys WHERE NOT EXISTS
+                             (SELECT 1 FROM events WHERE session_n = session_keys.n)",
+                        [],
+                    )
+                })
                 .map_err(fail)?;
         }
         transaction.commit().map_err(fail)?;
@@ -396,7 +462,7 @@ impl Store for SqliteStore {
                 "SELECT {ROW_COLUMNS} FROM events WHERE {conditions}"
             ))?;
             statement
-                .query_map(params_from_iter(values), event_row)?
+                .query_map(params_from_iter(values), rows_with_shared_names())?
                 .collect()
         })
     }
@@ -404,11 +470,12 @@ impl Store for SqliteStore {
     fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM events WHERE session = ?1 AND grouping < 3
+                "SELECT {ROW_COLUMNS} FROM events
+                 WHERE session_n = (SELECT n FROM session_keys WHERE key = ?1) AND grouping < 3
                  ORDER BY ts, seq"
             ))?;
             statement
-                .query_map(params![session_id], event_row)?
+                .query_map(params![session_id], rows_with_shared_names())?
                 .collect()
         })
     }
@@ -446,7 +513,7 @@ impl Store for SqliteStore {
         self.read(|connection| {
             let row = connection
                 .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM events WHERE id = ?1"))?
-                .query_row(params![id], event_row)
+                .query_row(params![id], |row| Names::default().event_row(row))
                 .optional()?;
             let Some(row) = row else { return Ok(None) };
             let json: String = connection
@@ -480,7 +547,7 @@ impl Store for SqliteStore {
         self.read(|connection| {
             let mut statement = connection.prepare_cached(&sql)?;
             statement
-                .query_map(params_from_iter(values), event_row)?
+                .query_map(params_from_iter(values), rows_with_shared_names())?
                 .collect()
         })
     }
@@ -493,19 +560,37 @@ impl Store for SqliteStore {
         };
         let (conditions, values) = conditions(&names, true);
         self.read(|connection| {
-            let column = |name: &str| -> rusqlite::Result<Vec<String>> {
-                let mut statement = connection.prepare_cached(&format!(
-                    "SELECT {name} FROM events WHERE {conditions} AND {name} IS NOT NULL
-                     GROUP BY {name} ORDER BY count(*) DESC, {name} LIMIT {limit}"
-                ))?;
-                statement
-                    .query_map(params_from_iter(values.iter()), |row| row.get(0))?
+            // One pass; a name is copied once, the first time it is seen.
+            let mut seen: [HashMap<Box<str>, u64>; 3] = Default::default();
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT tool, client, user_id FROM events WHERE {conditions}"
+            ))?;
+            let mut rows = statement.query(params_from_iter(values.iter()))?;
+            while let Some(row) = rows.next()? {
+                for (column, counts) in seen.iter_mut().enumerate() {
+                    if let Some(name) = row.get_ref(column)?.as_str_or_null()? {
+                        match counts.get_mut(name) {
+                            Some(count) => *count += 1,
+                            None => {
+                                counts.insert(name.into(), 1);
+                            }
+                        }
+                    }
+                }
+            }
+            let [tools, clients, users] = seen.map(|counts| {
+                let mut names: Vec<(Box<str>, u64)> = counts.into_iter().collect();
+                names.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                names
+                    .into_iter()
+                    .take(limit)
+                    .map(|(name, _)| name.into_string())
                     .collect()
-            };
+            });
             Ok(Facets {
-                tools: column("tool")?,
-                clients: column("client")?,
-                users: column("user_id")?,
+                tools,
+                clients,
+                users,
             })
         })
     }
@@ -570,9 +655,9 @@ mod tests {
         ids.iter()
             .map(|id| {
                 let (row, _) = store.event(id).unwrap().unwrap();
-                let index = seen.iter().position(|known| *known == row.session_id);
+                let index = seen.iter().position(|known| **known == *row.session_id);
                 let index = index.unwrap_or_else(|| {
-                    seen.push(row.session_id);
+                    seen.push(row.session_id.to_string());
                     seen.len() - 1
                 });
                 char::from(b'A' + index as u8)
@@ -715,7 +800,10 @@ mod tests {
         let mut by_session: std::collections::BTreeMap<String, Vec<String>> =
             std::collections::BTreeMap::new();
         for row in store.scan(&all).unwrap() {
-            by_session.entry(row.session_id).or_default().push(row.id);
+            by_session
+                .entry(row.session_id.to_string())
+                .or_default()
+                .push(row.id);
         }
         normalise(by_session.into_values().collect())
     }
