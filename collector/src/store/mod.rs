@@ -4,8 +4,8 @@
 //! A store owns durability (a commit returns only once the batch is on disk),
 //! de-duplication (by batch id and by event id) and the collector's session grouping
 //! (same user + same client + gap ≤ the window = one session, whatever the arrival order).
-//! It never aggregates for a page: that is [`crate::report`]'s job, on the rows returned
-//! here, so another database only has to store and filter.
+//! It never aggregates for a page: the collector's reports do, on the rows returned here,
+//! so another database only has to store and filter.
 
 mod migrations;
 mod sqlite;
