@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../../tests/support/events.rs"]
+mod events;
+
 use std::io::Write as _;
 
 use flate2::Compression;
@@ -128,27 +131,7 @@ pub fn derived_id(prefix: &str, key: u64) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as the layer stamps events.
-pub fn rfc3339_millis(ms: i64) -> String {
-    let days = ms.div_euclid(DAY);
-    let in_day = ms.rem_euclid(DAY);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / HOUR,
-        in_day % HOUR / MINUTE,
-        in_day % MINUTE / 1000,
-        in_day % 1000
-    )
-}
+pub use events::rfc3339 as rfc3339_millis;
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
