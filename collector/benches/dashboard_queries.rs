@@ -491,7 +491,7 @@ fn breakdown(
                     tool: key,
                     ..filter.clone()
                 };
-                let (us, rows) = median_of(RUNS, || Ok(store.scan(&by_tool)?))?;
+                let (us, rows) = median_of(RUNS, || Ok(store.scan(&by_tool, usize::MAX)?))?;
                 (
                     us,
                     format!(
@@ -520,7 +520,7 @@ fn breakdown(
             }
             _ => {
                 // overview, tools, clients, users: every row of the range.
-                let (us, rows) = median_of(RUNS, || Ok(store.scan(&filter)?))?;
+                let (us, rows) = median_of(RUNS, || Ok(store.scan(&filter, usize::MAX)?))?;
                 (
                     us,
                     format!(

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::report;
-use crate::store::{Filter, Store, StoreError};
+use crate::store::{EventRow, Filter, Store, StoreError};
 
 /// Sessions listed at most.
 const SESSIONS_LISTED: usize = 500;
@@ -22,6 +22,10 @@ const SESSIONS_LISTED: usize = 500;
 const FACETS: usize = 200;
 /// Live tail rows per answer at most.
 const TAIL_MAX: usize = 500;
+/// Events one aggregate view reads at most (about 200 bytes each while it is built).
+const VIEW_MAX_EVENTS: usize = 2_000_000;
+/// Aggregate views computed at once; more wait their turn, so memory stays bounded.
+static VIEWS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The query parameters every view takes.
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +122,36 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| Failure(StatusCode::INTERNAL_SERVER_ERROR, "the query failed".into()))?
 }
 
+/// Runs an aggregate view's query: one of [`VIEWS_AT_ONCE`], its range's events read at
+/// most [`VIEW_MAX_EVENTS`].
+async fn view<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    params: Params,
+    page: impl FnOnce(Filter, Vec<EventRow>) -> Result<T, Failure> + Send + 'static,
+    narrow: impl FnOnce(&mut Filter) + Send + 'static,
+) -> Result<T, Failure> {
+    let _turn = VIEWS_AT_ONCE
+        .acquire()
+        .await
+        .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    blocking(store, move |store| {
+        let mut filter = filter(store, &params)?;
+        narrow(&mut filter);
+        let rows = store.scan(&filter, VIEW_MAX_EVENTS + 1)?;
+        if rows.len() > VIEW_MAX_EVENTS {
+            return Err(Failure(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "this range holds more than {VIEW_MAX_EVENTS} events, more than a view \
+                     reads: narrow the range or filter by tool, client or user"
+                ),
+            ));
+        }
+        page(filter, rows)
+    })
+    .await
+}
+
 fn to_json(value: impl serde::Serialize) -> Answer {
     serde_json::to_value(value)
         .map(Json)
@@ -147,11 +181,12 @@ pub(crate) async fn overview(
     State(store): State<Arc<dyn Store>>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let page = blocking(&store, move |store| {
-        let filter = filter(store, &params)?;
-        let rows = store.scan(&filter)?;
-        Ok(report::overview(&rows, filter.from, filter.to))
-    })
+    let page = view(
+        &store,
+        params,
+        |filter, rows| Ok(report::overview(&rows, filter.from, filter.to)),
+        |_| {},
+    )
     .await?;
     to_json(page)
 }
@@ -160,11 +195,7 @@ pub(crate) async fn tools(
     State(store): State<Arc<dyn Store>>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let tools = blocking(&store, move |store| {
-        let filter = filter(store, &params)?;
-        Ok(report::tools(&store.scan(&filter)?))
-    })
-    .await?;
+    let tools = view(&store, params, |_, rows| Ok(report::tools(&rows)), |_| {}).await?;
     to_json(json!({ "tools": tools }))
 }
 
@@ -173,12 +204,16 @@ pub(crate) async fn tool(
     Path(name): Path<String>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let page = blocking(&store, move |store| {
-        let mut filter = filter(store, &params)?;
-        filter.tool = Some(name.clone());
-        let rows = store.scan(&filter)?;
-        report::tool_detail(&rows, &name, filter.from, filter.to).ok_or_else(|| not_found("tool"))
-    })
+    let narrowed = name.clone();
+    let page = view(
+        &store,
+        params,
+        move |filter, rows| {
+            report::tool_detail(&rows, &name, filter.from, filter.to)
+                .ok_or_else(|| not_found("tool"))
+        },
+        move |filter| filter.tool = Some(narrowed),
+    )
     .await?;
     to_json(page)
 }
@@ -187,14 +222,12 @@ pub(crate) async fn clients(
     State(store): State<Arc<dyn Store>>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let page = blocking(&store, move |store| {
-        let filter = filter(store, &params)?;
-        Ok(report::clients(
-            &store.scan(&filter)?,
-            filter.from,
-            filter.to,
-        ))
-    })
+    let page = view(
+        &store,
+        params,
+        |filter, rows| Ok(report::clients(&rows, filter.from, filter.to)),
+        |_| {},
+    )
     .await?;
     to_json(page)
 }
@@ -203,11 +236,7 @@ pub(crate) async fn users(
     State(store): State<Arc<dyn Store>>,
     Query(params): Query<Params>,
 ) -> Answer {
-    let page = blocking(&store, move |store| {
-        let filter = filter(store, &params)?;
-        Ok(report::users(&store.scan(&filter)?))
-    })
-    .await?;
+    let page = view(&store, params, |_, rows| Ok(report::users(&rows)), |_| {}).await?;
     to_json(page)
 }
 

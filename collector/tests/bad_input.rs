@@ -727,8 +727,8 @@ impl Store for SlowStore {
     fn delete_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError> {
         self.inner.delete_before(cutoff, limit)
     }
-    fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
-        self.inner.scan(filter)
+    fn scan(&self, filter: &Filter, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        self.inner.scan(filter, limit)
     }
     fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError> {
         self.inner.session(session_id)

@@ -103,7 +103,7 @@ impl Grouping {
 /// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
 ///
 /// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
-/// for row in store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() })? {
+/// for row in store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() }, 1000)? {
 ///     println!("{} {} {:?} {}", row.ts, row.method, row.tool, row.outcome);
 /// }
 /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
@@ -235,7 +235,7 @@ pub struct Facets {
 /// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
 ///
 /// let store = SqliteStore::open_in_memory(std::time::Duration::from_secs(1800))?;
-/// let rows = store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() })?;
+/// let rows = store.scan(&Filter { from: 0, to: i64::MAX, ..Filter::default() }, 1000)?;
 /// assert!(rows.is_empty());
 /// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
 /// ```
@@ -250,8 +250,8 @@ pub trait Store: Send + Sync + 'static {
     /// once fewer than `limit` remain, also the sessions and batch ids older than it.
     /// Returns how many events went.
     fn delete_before(&self, cutoff: i64, limit: usize) -> Result<u64, StoreError>;
-    /// Events in the filter, in no particular order.
-    fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError>;
+    /// Events in the filter, in no particular order: at most `limit` of them.
+    fn scan(&self, filter: &Filter, limit: usize) -> Result<Vec<EventRow>, StoreError>;
     /// Every event of one session, in time order.
     fn session(&self, session_id: &str) -> Result<Vec<EventRow>, StoreError>;
     /// The sessions with events in the filter, the most recently started first, at most

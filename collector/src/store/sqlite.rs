@@ -455,11 +455,14 @@ impl Store for SqliteStore {
         Ok(deleted as u64)
     }
 
-    fn scan(&self, filter: &Filter) -> Result<Vec<EventRow>, StoreError> {
-        let (conditions, values) = conditions(filter, true);
+    fn scan(&self, filter: &Filter, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let (conditions, mut values) = conditions(filter, true);
+        values.push(rusqlite::types::Value::Integer(
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        ));
         self.read(|connection| {
             let mut statement = connection.prepare_cached(&format!(
-                "SELECT {ROW_COLUMNS} FROM events WHERE {conditions}"
+                "SELECT {ROW_COLUMNS} FROM events WHERE {conditions} LIMIT ?"
             ))?;
             statement
                 .query_map(params_from_iter(values), rows_with_shared_names())?
@@ -799,7 +802,7 @@ mod tests {
         };
         let mut by_session: std::collections::BTreeMap<String, Vec<String>> =
             std::collections::BTreeMap::new();
-        for row in store.scan(&all).unwrap() {
+        for row in store.scan(&all, usize::MAX).unwrap() {
             by_session
                 .entry(row.session_id.to_string())
                 .or_default()
