@@ -22,10 +22,22 @@ const SESSIONS_LISTED: usize = 500;
 const FACETS: usize = 200;
 /// Live tail rows per answer at most.
 const TAIL_MAX: usize = 500;
-/// Events one aggregate view reads at most (about 200 bytes each while it is built).
-const VIEW_MAX_EVENTS: usize = 2_000_000;
 /// Aggregate views computed at once; more wait their turn, so memory stays bounded.
 static VIEWS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// What the API's handlers share: the store, and how many events one aggregate view may
+/// read (about 200 bytes each while it is built).
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) max_view_events: usize,
+}
+
+impl axum::extract::FromRef<Api> for Arc<dyn Store> {
+    fn from_ref(api: &Api) -> Self {
+        Arc::clone(&api.store)
+    }
+}
 
 /// The query parameters every view takes.
 #[derive(Debug, Default, Deserialize)]
@@ -123,9 +135,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Runs an aggregate view's query: one of [`VIEWS_AT_ONCE`], its range's events read at
-/// most [`VIEW_MAX_EVENTS`].
+/// most `max_view_events`.
 async fn view<T: Send + 'static>(
-    store: &Arc<dyn Store>,
+    api: &Api,
     params: Params,
     page: impl FnOnce(Filter, Vec<EventRow>) -> Result<T, Failure> + Send + 'static,
     narrow: impl FnOnce(&mut Filter) + Send + 'static,
@@ -134,16 +146,17 @@ async fn view<T: Send + 'static>(
         .acquire()
         .await
         .map_err(|_| Failure(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
-    blocking(store, move |store| {
+    let max = api.max_view_events;
+    blocking(&api.store, move |store| {
         let mut filter = filter(store, &params)?;
         narrow(&mut filter);
-        let rows = store.scan(&filter, VIEW_MAX_EVENTS + 1)?;
-        if rows.len() > VIEW_MAX_EVENTS {
+        let rows = store.scan(&filter, max.saturating_add(1))?;
+        if rows.len() > max {
             return Err(Failure(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
-                    "this range holds more than {VIEW_MAX_EVENTS} events, more than a view \
-                     reads: narrow the range or filter by tool, client or user"
+                    "this range holds more than {max} events, more than a view reads: \
+                     narrow the range or filter by tool, client or user"
                 ),
             ));
         }
@@ -177,12 +190,9 @@ pub(crate) async fn facets(
     to_json(facets)
 }
 
-pub(crate) async fn overview(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Params>,
-) -> Answer {
+pub(crate) async fn overview(State(api): State<Api>, Query(params): Query<Params>) -> Answer {
     let page = view(
-        &store,
+        &api,
         params,
         |filter, rows| Ok(report::overview(&rows, filter.from, filter.to)),
         |_| {},
@@ -191,22 +201,19 @@ pub(crate) async fn overview(
     to_json(page)
 }
 
-pub(crate) async fn tools(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Params>,
-) -> Answer {
-    let tools = view(&store, params, |_, rows| Ok(report::tools(&rows)), |_| {}).await?;
+pub(crate) async fn tools(State(api): State<Api>, Query(params): Query<Params>) -> Answer {
+    let tools = view(&api, params, |_, rows| Ok(report::tools(&rows)), |_| {}).await?;
     to_json(json!({ "tools": tools }))
 }
 
 pub(crate) async fn tool(
-    State(store): State<Arc<dyn Store>>,
+    State(api): State<Api>,
     Path(name): Path<String>,
     Query(params): Query<Params>,
 ) -> Answer {
     let narrowed = name.clone();
     let page = view(
-        &store,
+        &api,
         params,
         move |filter, rows| {
             report::tool_detail(&rows, &name, filter.from, filter.to)
@@ -218,12 +225,9 @@ pub(crate) async fn tool(
     to_json(page)
 }
 
-pub(crate) async fn clients(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Params>,
-) -> Answer {
+pub(crate) async fn clients(State(api): State<Api>, Query(params): Query<Params>) -> Answer {
     let page = view(
-        &store,
+        &api,
         params,
         |filter, rows| Ok(report::clients(&rows, filter.from, filter.to)),
         |_| {},
@@ -232,11 +236,8 @@ pub(crate) async fn clients(
     to_json(page)
 }
 
-pub(crate) async fn users(
-    State(store): State<Arc<dyn Store>>,
-    Query(params): Query<Params>,
-) -> Answer {
-    let page = view(&store, params, |_, rows| Ok(report::users(&rows)), |_| {}).await?;
+pub(crate) async fn users(State(api): State<Api>, Query(params): Query<Params>) -> Answer {
+    let page = view(&api, params, |_, rows| Ok(report::users(&rows)), |_| {}).await?;
     to_json(page)
 }
 

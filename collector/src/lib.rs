@@ -86,6 +86,7 @@ pub struct CollectorBuilder {
     max_body_bytes: usize,
     max_batch_events: usize,
     queue_bytes: usize,
+    max_view_events: usize,
 }
 
 impl Default for CollectorBuilder {
@@ -100,6 +101,7 @@ impl Default for CollectorBuilder {
             max_body_bytes: 10 * 1024 * 1024,
             max_batch_events: 5_000,
             queue_bytes: 64 * 1024 * 1024,
+            max_view_events: 2_000_000,
         }
     }
 }
@@ -221,6 +223,19 @@ impl CollectorBuilder {
         self
     }
 
+    /// The most events one dashboard view (overview, tools, clients, users) reads; a
+    /// range holding more gets a 422 asking for a narrower one. At most two views are
+    /// computed at once, so this bounds their memory (about 200 bytes per event).
+    /// Default 2,000,000.
+    ///
+    /// ```
+    /// let builder = mcp_analytics_collector::Collector::builder().max_view_events(5_000_000);
+    /// ```
+    pub fn max_view_events(mut self, events: usize) -> Self {
+        self.max_view_events = events.max(1);
+        self
+    }
+
     /// Opens the store (creating and migrating the file) and starts the writer thread.
     ///
     /// ```
@@ -246,7 +261,11 @@ impl CollectorBuilder {
             .as_deref()
             .map(Secret::new)
             .map(Arc::new);
-        let router = routes(Arc::clone(&store), ingest, password);
+        let api = api::Api {
+            store: Arc::clone(&store),
+            max_view_events: self.max_view_events,
+        };
+        let router = routes(api, ingest, password);
         Ok(Collector {
             store,
             writer,
@@ -256,7 +275,7 @@ impl CollectorBuilder {
     }
 }
 
-fn routes(store: Arc<dyn Store>, ingest: Arc<Ingest>, password: Option<Arc<Secret>>) -> Router {
+fn routes(api: api::Api, ingest: Arc<Ingest>, password: Option<Arc<Secret>>) -> Router {
     let dashboard = Router::new()
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))
@@ -271,7 +290,7 @@ fn routes(store: Arc<dyn Store>, ingest: Arc<Ingest>, password: Option<Arc<Secre
         .route("/api/sessions/{id}", get(api::session))
         .route("/api/events", get(api::tail))
         .route("/api/events/{id}", get(api::event))
-        .with_state(store)
+        .with_state(api)
         .layer(axum::middleware::from_fn_with_state(
             password,
             dashboard::guard,

@@ -41,6 +41,13 @@ struct Args {
     /// Bytes of event JSON waiting to be written, at most (past it: 429 and Retry-After).
     #[arg(long, env = "MCP_ANALYTICS_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024)]
     queue_bytes: usize,
+    /// The most events one dashboard view reads (past it: 422, asking for a narrower range).
+    #[arg(
+        long,
+        env = "MCP_ANALYTICS_MAX_VIEW_EVENTS",
+        default_value_t = 2_000_000
+    )]
+    max_view_events: usize,
 }
 
 #[tokio::main]
@@ -66,7 +73,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .session_gap(Duration::from_secs(args.session_gap_minutes * 60))
         .max_body_bytes(args.max_body_bytes)
         .max_batch_events(args.max_batch_events)
-        .queue_bytes(args.queue_bytes);
+        .queue_bytes(args.queue_bytes)
+        .max_view_events(args.max_view_events);
     if let Some(key) = &args.api_key {
         builder = builder.api_key(key);
     }

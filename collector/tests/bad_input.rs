@@ -663,6 +663,62 @@ async fn unknown_fields_are_accepted_and_kept() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn a_view_over_its_event_limit_asks_for_a_narrower_range() -> anyhow::Result<()> {
+    let mut collector = Running::start_with(|builder| builder.max_view_events(5)).await?;
+    let mut events: Vec<Value> = (0..6).map(|n| event(&format!("evt_view_{n}"))).collect();
+    events[0]["resource_name"] = json!("rare");
+    let (status, _, answer) = collector
+        .post_bytes(batch("bat_view", events).to_string().into_bytes(), &[])
+        .await?;
+    ensure!(
+        status == StatusCode::OK && answer["stored"] == 6,
+        "{status}: {answer}"
+    );
+    collector.valid = 6;
+
+    for view in ["overview", "tools", "clients", "users"] {
+        let answer = read(
+            collector
+                .http
+                .get(collector.url(&format!("/api/{view}?range=all")))
+                .send()
+                .await?,
+        )
+        .await?;
+        let (status, _, body) = &answer;
+        ensure!(
+            *status == StatusCode::UNPROCESSABLE_ENTITY
+                && body["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("narrow the range"),
+            "{view}: {status} {body}"
+        );
+    }
+    // A view narrowed under the limit answers: one tool's page (5 calls), or a filter.
+    let tool = collector
+        .http
+        .get(collector.url("/api/tools/progress?range=all"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json::<Value>()
+        .await?;
+    ensure!(tool["tool"]["calls"] == 5, "{tool}");
+    let narrowed = collector
+        .http
+        .get(collector.url("/api/overview?range=all&tool=rare"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json::<Value>()
+        .await?;
+    ensure!(narrowed["totals"]["events"] == 1, "{narrowed}");
+    collector.still_stores().await?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Overload
 // ---------------------------------------------------------------------------------------
