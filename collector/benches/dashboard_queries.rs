@@ -61,8 +61,8 @@ use mcp_analytics_collector::Collector;
 use mcp_analytics_collector::store::{Filter, IncomingBatch, SqliteStore, Store};
 use serde_json::Value;
 use workload::{
-    CLIENTS, DAY, HOUR, MINUTE, Rng, Spec, TOOLS, Zipf, duration_for, env_number, environment,
-    event_json, incoming, median, now_ms, outcome, percentile, show_us, thousands, time_id,
+    CLIENTS, DAY, HOUR, MINUTE, Rng, Spec, TOOLS, Zipf, env_number, environment, event_json,
+    incoming, median, now_ms, percentile, show_us, thousands, time_id,
 };
 
 /// Bump when the generated data changes, so old caches are not reused.
@@ -184,25 +184,9 @@ fn generate(n: usize, anchor: i64) -> (Vec<Spec>, u64) {
             } else {
                 tools.pick(&mut rng) as u16
             };
-            let duration_ms = if method == "tools/call" {
-                duration_for(tool, &mut rng)
-            } else {
-                (rng.exponential(2.0) * 1000.0).round() / 1000.0
-            };
-            specs.push(Spec {
-                ts,
-                method,
-                tool,
-                client,
-                user,
-                session,
-                duration_ms,
-                outcome: if method == "tools/call" {
-                    outcome(&mut rng)
-                } else {
-                    "success"
-                },
-            });
+            specs.push(Spec::drawn(
+                ts, method, tool, client, user, session, &mut rng,
+            ));
             ts += (1_000.0 + rng.exponential(40_000.0)).min(10.0 * MINUTE as f64) as i64;
         }
     }

@@ -59,8 +59,8 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use mcp_analytics_collector::Collector;
 use workload::{
-    CLIENTS, HOUR, Rng, Spec, TOOLS, Zipf, batch_body, derived_id, duration_for, env_number,
-    environment, event_json, median, now_ms, outcome, percentile, show_us, thousands, time_id,
+    CLIENTS, HOUR, Rng, Spec, TOOLS, Zipf, batch_body, derived_id, env_number, environment,
+    event_json, median, now_ms, percentile, show_us, thousands, time_id,
 };
 
 /// The events/s goal with batches of 100.
@@ -144,25 +144,7 @@ fn specs(events: usize) -> Vec<Spec> {
             // minutes); the collector groups the other half.
             let named = rng.chance(0.5);
             let session = named.then(|| pair * 1_000_000 + (ts / (20 * 60_000)) as u64);
-            let duration_ms = if method == "tools/call" {
-                duration_for(tool, &mut rng)
-            } else {
-                (rng.exponential(2.0) * 1000.0).round() / 1000.0
-            };
-            Spec {
-                ts,
-                method,
-                tool,
-                client,
-                user,
-                session,
-                duration_ms,
-                outcome: if method == "tools/call" {
-                    outcome(&mut rng)
-                } else {
-                    "success"
-                },
-            }
+            Spec::drawn(ts, method, tool, client, user, session, &mut rng)
         })
         .collect()
 }

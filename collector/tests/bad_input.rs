@@ -13,6 +13,8 @@ mod collector_process;
 #[path = "support/events.rs"]
 mod events;
 
+use events::{layer_event as event, v1_batch as batch};
+
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -41,44 +43,6 @@ const BODY_LIMIT: usize = 10 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------
 // Batches
 // ---------------------------------------------------------------------------------------
-
-/// An event as the layer sends it (see the README's example).
-fn event(id: &str) -> Value {
-    json!({
-        "id": id,
-        "event_type": "mcp:tools/call",
-        "timestamp": events::now_rfc3339(),
-        "duration_ms": 1.29,
-        "method": "tools/call",
-        "resource_name": "progress",
-        "request_id": 3,
-        "arguments": { "steps": 3 },
-        "result": { "content": [{ "type": "text", "text": "done" }] },
-        "outcome": "success",
-        "is_error": false,
-        "protocol_version": "2025-11-25",
-        "client_name": "claude-ai",
-        "client_version": "0.7.4",
-        "client_display_name": "Claude Desktop",
-        "session_id": "ses_2Od85HW6h643yiymDfnsfejb1wM",
-        "user": { "id": "user-42" },
-        "http_status": 200,
-        "response_kind": "sse",
-        "progress_notifications": 3,
-        "log_notifications": 0,
-        "batch": false
-    })
-}
-
-/// A v1 batch envelope around `events`.
-fn batch(batch_id: &str, events: Vec<Value>) -> Value {
-    json!({
-        "schema": "tower-mcp-analytics/v1",
-        "batch_id": batch_id,
-        "sent_at": events::now_rfc3339(),
-        "events": events,
-    })
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());

@@ -321,42 +321,12 @@ async fn under_load_with_two_kills_every_delivered_event_is_stored_once() -> any
 // Batches sent again by hand
 // ---------------------------------------------------------------------------------------
 
-/// An event as the layer sends it.
-fn event(id: &str) -> Value {
-    json!({
-        "id": id,
-        "event_type": "mcp:tools/call",
-        "timestamp": events::now_rfc3339(),
-        "duration_ms": 1.25,
-        "method": "tools/call",
-        "resource_name": "echo",
-        "request_id": 3,
-        "arguments": { "text": "hello" },
-        "result": { "content": [{ "type": "text", "text": "hello" }] },
-        "outcome": "success",
-        "is_error": false,
-        "protocol_version": "2025-11-25",
-        "client_name": "claude-ai",
-        "client_version": "0.7.4",
-        "client_display_name": "Claude Desktop",
-        "session_id": "ses_2Od85HW6h643yiymDfnsfejb1wM",
-        "user": { "id": "user-42" },
-        "http_status": 200,
-        "response_kind": "sse",
-        "progress_notifications": 0,
-        "log_notifications": 0,
-        "batch": false
-    })
-}
-
 /// A v1 batch body, gzip-compressed as the layer sends bodies over 1 KiB.
 fn gzipped_batch(batch_id: &str, ids: &[String]) -> anyhow::Result<Vec<u8>> {
-    let body = json!({
-        "schema": "tower-mcp-analytics/v1",
-        "batch_id": batch_id,
-        "sent_at": events::now_rfc3339(),
-        "events": ids.iter().map(|id| event(id)).collect::<Vec<_>>(),
-    });
+    let body = events::v1_batch(
+        batch_id,
+        ids.iter().map(|id| events::layer_event(id)).collect(),
+    );
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(&serde_json::to_vec(&body)?)?;
     Ok(encoder.finish()?)

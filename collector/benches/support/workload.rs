@@ -275,6 +275,38 @@ pub struct Spec {
     pub outcome: &'static str,
 }
 
+impl Spec {
+    /// An event of `method`: a `tools/call` takes its tool's duration and a drawn outcome,
+    /// anything else a short duration and success.
+    pub fn drawn(
+        ts: i64,
+        method: &'static str,
+        tool: u16,
+        client: u8,
+        user: Option<u32>,
+        session: Option<u64>,
+        rng: &mut Rng,
+    ) -> Self {
+        let call = method == "tools/call";
+        let duration_ms = if call {
+            duration_for(tool, rng)
+        } else {
+            (rng.exponential(2.0) * 1000.0).round() / 1000.0
+        };
+        let outcome = if call { outcome(rng) } else { "success" };
+        Self {
+            ts,
+            method,
+            tool,
+            client,
+            user,
+            session,
+            duration_ms,
+            outcome,
+        }
+    }
+}
+
 pub fn user_id(user: u32) -> String {
     format!("usr_{user:05}")
 }
@@ -288,14 +320,14 @@ pub fn user_name(user: u32) -> String {
 }
 
 /// A tool's typical duration (ms): each tool has its own median, spread log-normally.
-pub fn duration_for(tool: u16, rng: &mut Rng) -> f64 {
+fn duration_for(tool: u16, rng: &mut Rng) -> f64 {
     let median = 4.0 * 1.13f64.powi(i32::from(tool % 40));
     let value = median * (0.8 * rng.normal()).exp();
     (value * 1000.0).round() / 1000.0
 }
 
 /// An outcome drawn as traffic looks: mostly successes.
-pub fn outcome(rng: &mut Rng) -> &'static str {
+fn outcome(rng: &mut Rng) -> &'static str {
     let x = rng.unit();
     if x < 0.93 {
         "success"

@@ -1,9 +1,49 @@
-//! Event times as the layer writes them (RFC 3339, UTC, milliseconds), for tests and
-//! benches that build v1 batches by hand.
+//! Events and v1 batches as the layer writes them (times in RFC 3339, UTC, milliseconds),
+//! for tests and benches that build batches by hand.
 
 #![allow(dead_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+/// A `tools/call` event as the layer sends it (see the README's example), stamped now.
+pub fn layer_event(id: &str) -> Value {
+    json!({
+        "id": id,
+        "event_type": "mcp:tools/call",
+        "timestamp": now_rfc3339(),
+        "duration_ms": 1.29,
+        "method": "tools/call",
+        "resource_name": "progress",
+        "request_id": 3,
+        "arguments": { "steps": 3 },
+        "result": { "content": [{ "type": "text", "text": "done" }] },
+        "outcome": "success",
+        "is_error": false,
+        "protocol_version": "2025-11-25",
+        "client_name": "claude-ai",
+        "client_version": "0.7.4",
+        "client_display_name": "Claude Desktop",
+        "session_id": "ses_2Od85HW6h643yiymDfnsfejb1wM",
+        "user": { "id": "user-42" },
+        "http_status": 200,
+        "response_kind": "sse",
+        "progress_notifications": 3,
+        "log_notifications": 0,
+        "batch": false
+    })
+}
+
+/// A v1 batch envelope around `events`, sent now.
+pub fn v1_batch(batch_id: &str, events: Vec<Value>) -> Value {
+    json!({
+        "schema": "tower-mcp-analytics/v1",
+        "batch_id": batch_id,
+        "sent_at": now_rfc3339(),
+        "events": events,
+    })
+}
 
 /// Now, in ms since the Unix epoch.
 pub fn now_ms() -> i64 {
