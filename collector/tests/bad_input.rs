@@ -113,6 +113,18 @@ impl Running {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A GET of `path` that must succeed, as JSON.
+    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(self.url(path))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
     /// A POST to the ingest endpoint, to finish and send.
     fn ingest(&self) -> reqwest::RequestBuilder {
         self.http
@@ -609,14 +621,7 @@ async fn unknown_fields_are_accepted_and_kept() -> anyhow::Result<()> {
         "{status}: {answer}"
     );
 
-    let stored: Value = collector
-        .http
-        .get(collector.url("/api/events/evt_future"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let stored: Value = collector.get_json("/api/events/evt_future").await?;
     ensure!(
         stored["event"]["new_field"] == json!({ "nested": [1, "two", null], "flag": true }),
         "{stored}"
@@ -661,22 +666,10 @@ async fn a_view_over_its_event_limit_asks_for_a_narrower_range() -> anyhow::Resu
         );
     }
     // A view narrowed under the limit answers: one tool's page (5 calls), or a filter.
-    let tool = collector
-        .http
-        .get(collector.url("/api/tools/progress?range=all"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json::<Value>()
-        .await?;
+    let tool = collector.get_json("/api/tools/progress?range=all").await?;
     ensure!(tool["tool"]["calls"] == 5, "{tool}");
     let narrowed = collector
-        .http
-        .get(collector.url("/api/overview?range=all&tool=rare"))
-        .send()
-        .await?
-        .error_for_status()?
-        .json::<Value>()
+        .get_json("/api/overview?range=all&tool=rare")
         .await?;
     ensure!(narrowed["totals"]["events"] == 1, "{narrowed}");
     collector.still_stores().await?;
