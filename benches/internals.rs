@@ -1,5 +1,5 @@
-//! Internal stages of the request path, each in isolation, through the hidden `__bench`
-//! module:
+//! Internal stages of the request path, each in isolation, through the `bench_internals`
+//! module (cargo feature `bench-internals`; `cargo bench --features bench-internals --bench internals`):
 //!
 //! 1. **Request parsing** (`parse_request`): a small `tools/call` with a progress token, a
 //!    2026-07-28 style `tools/call` whose `_meta` names the protocol version, the client
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tower_mcp_analytics::__bench::{FinishedExchange, Queue, decode_sse, parse_request};
+use tower_mcp_analytics::bench_internals::{FinishedExchange, Queue, decode_sse, parse_request};
 
 const SMALL_CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric","days":3,"hourly":false},"_meta":{"progressToken":"b7f3c2a1-42"}}}"#;
 const META_CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric"},"_meta":{"progressToken":42,"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"claude-code","version":"2.1.4"},"io.modelcontextprotocol/clientCapabilities":{"sampling":{},"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true}}}}}"#;

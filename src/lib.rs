@@ -44,31 +44,44 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[doc(hidden)]
-#[path = "bench_support.rs"]
-pub mod __bench;
+// The crate, in the order a request's data flows:
+//
+//   layer.rs, builder.rs  the handle users keep (stats, flush, shutdown) and every setting
+//   service/              the request path: the service, its future, opening an exchange
+//   body/                 the bodies put in place: ReplayBody (request), ObservedBody (response)
+//   protocol/             the wire formats read: JSON-RPC, MCP headers, server-sent events
+//   exchange/             one request's calls in flight, its facts (Origin), their byte budget
+//   hooks/                everything a server can hook, and running the request hooks
+//   delivery/             the worker and its stages: recorder -> build -> enrich -> privacy
+//                         -> batch -> sink, where it runs, and the counters
+//   privacy/              what of a request may leave the process, and how big
+//   session/              the session rules and their stores (memory, Redis)
+//   event/                the Event record, its ids and times
+//   sink/                 where events go
+#[cfg(feature = "bench-internals")]
+pub mod bench_internals;
 mod body;
+mod builder;
 mod delivery;
-mod enrich;
 mod event;
 mod exchange;
-mod hooks;
-pub mod identity;
+pub mod hooks;
 mod layer;
 mod privacy;
 mod protocol;
-mod retention;
 mod service;
 mod session;
 pub mod sink;
 
 pub use body::{ObservedBody, ReplayBody};
-pub use delivery::{Dropped, HookPanics, ShutdownReport, Stats, WorkerRuntime};
+pub use builder::AnalyticsLayerBuilder;
+pub use delivery::{AnalyticsWorker, Dropped, HookPanics, ShutdownReport, Stats, WorkerRuntime};
 pub use event::{Event, EventError, Outcome, RawJson, ResponseKind};
-pub use identity::{McpMessage, RequestView, UserIdentity};
-pub use layer::{AnalyticsLayer, AnalyticsLayerBuilder, DEFAULT_CAPTURE_LIMIT};
+pub use hooks::identity;
+pub use hooks::{McpMessage, RequestView, UserIdentity};
+pub use layer::AnalyticsLayer;
 pub use privacy::PayloadLimits;
-pub use service::{AnalyticsService, ResponseFuture};
+pub use service::{AnalyticsService, DEFAULT_CAPTURE_LIMIT, ResponseFuture};
 #[cfg(feature = "redis")]
 pub use session::RedisSessionStore;
 pub use session::{
@@ -86,4 +99,6 @@ pub use session::{
 /// ```
 #[cfg(feature = "redis")]
 pub use ::redis;
-pub use sink::{HttpSink, JsonLinesSink, MemorySink};
+#[cfg(feature = "http-sink")]
+pub use sink::HttpSink;
+pub use sink::{JsonLinesSink, MemorySink};

@@ -159,7 +159,7 @@ impl ResponseTap {
             ResponseKind::Other
         };
         let opened_session = mcp::header_text(head.headers.get(mcp::SESSION_ID));
-        exchange.on_head(head.status, kind, opened_session);
+        exchange.on_head(head.status, kind, opened_session.as_deref());
         if !exchange.pending() || body_ended {
             exchange.finish(End::NoResponse);
             return None;

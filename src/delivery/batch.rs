@@ -40,11 +40,13 @@ pub struct Batch {
     json_bytes: usize,
     attempt: u32,
     /// A sink's encoded body, kept for retries.
+    #[cfg_attr(not(feature = "http-sink"), allow(dead_code))]
     pub(crate) encoded: OnceLock<Encoded>,
 }
 
 /// A request body a sink built for a batch.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "http-sink"), allow(dead_code))]
 pub(crate) struct Encoded {
     pub(crate) body: Bytes,
     pub(crate) gzip: bool,

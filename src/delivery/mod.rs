@@ -1,25 +1,34 @@
-//! Getting events out: the request path's non-blocking hand-off, the background worker,
-//! and the counters that account for every event.
+//! Getting events out: the request path's non-blocking hand-off, the background worker
+//! and its pipeline, and the counters that account for every event.
 //!
-//! The request path only ever calls [`Recorder::record`], which never awaits, never takes
+//! The request path only ever calls `Recorder::record`, which never awaits, never takes
 //! a lock and never fails the request: a full queue drops the exchange and counts it.
-//! Everything slow (building events, serialising, batching, sending, retrying) happens in
-//! the worker.
+//! Everything slow happens in the worker, stage by stage, in the order the data flows:
+//! `build` (events from a finished exchange), `enrich` (client, user, session),
+//! privacy (`crate::privacy`: redaction, limits), `batch`, then sending and retrying
+//! through the sink (`worker`, `pace`, `retry`). `config` holds the settings,
+//! `spawn` where the worker runs and how it stops.
 
 pub(crate) mod batch;
+pub(crate) mod build;
+pub(crate) mod config;
+mod enrich;
 mod episodes;
 mod pace;
 pub(crate) mod recorder;
 mod retry;
-mod runtime;
+mod spawn;
 mod stats;
 mod worker;
 
 pub use batch::Batch;
+pub(crate) use config::DeliveryConfig;
+pub(crate) use enrich::Enricher;
 pub(crate) use recorder::Recorder;
-pub(crate) use retry::RetryPolicy;
-pub use runtime::WorkerRuntime;
-pub(crate) use runtime::spawn;
+pub use spawn::{AnalyticsWorker, WorkerRuntime};
+pub(crate) use spawn::{WorkerControl, spawn};
 pub(crate) use stats::{Counters, DropReason, HookKind};
 pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
-pub(crate) use worker::{WAKE_EVERY, WorkerConfig, run};
+#[cfg(feature = "bench-internals")]
+pub(crate) use worker::WAKE_EVERY;
+pub(crate) use worker::pipeline;

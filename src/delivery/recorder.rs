@@ -21,8 +21,8 @@ pub(crate) enum Envelope {
     Exchange(Queued),
     /// Deliver everything before this point, then answer.
     Flush(oneshot::Sender<()>),
-    /// A client ended its MCP session (DELETE); the raw `Mcp-Session-Id`.
-    SessionEnded(Box<str>),
+    /// A client ended its MCP session (DELETE): the id derived from its `Mcp-Session-Id`.
+    SessionEnded(String),
 }
 
 /// A finished exchange in the queue. If it is dropped before the worker takes it (the
@@ -123,8 +123,8 @@ impl Recorder {
 
     /// Tells the worker a client ended its MCP session. Best effort: when the queue is full
     /// the session is forgotten at the end of the inactivity window instead.
-    pub(crate) fn session_ended(&self, raw: Box<str>) {
-        let _ = self.tx.try_send(Envelope::SessionEnded(raw));
+    pub(crate) fn session_ended(&self, session: String) {
+        let _ = self.tx.try_send(Envelope::SessionEnded(session));
     }
 
     /// Hands a finished exchange to the worker, or counts it as dropped. Never blocks.

@@ -23,7 +23,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -31,44 +30,52 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::batch::{Batch, Batcher, json_size};
+use super::build;
+use super::config::DeliveryConfig;
+use super::enrich::Enricher;
 use super::episodes::{Episodes, Loss};
 use super::pace::Pace;
-use super::recorder::Envelope;
-use super::retry::RetryPolicy;
+use super::recorder::{Envelope, Recorder};
+use super::spawn::{AnalyticsWorker, WorkerControl};
 use super::stats::{Counters, DropReason};
-use crate::enrich::Enricher;
-use crate::event::build;
 use crate::privacy::Privacy;
 use crate::sink::{Kind, Sink};
 
-/// How the worker batches and delivers.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WorkerConfig {
-    /// Most events in one batch.
-    pub(crate) batch_size: usize,
-    /// Most bytes of event JSON in one batch (the byte target adapts below it).
-    pub(crate) batch_bytes: usize,
-    /// Longest time an event waits before its batch is sealed.
-    pub(crate) flush_interval: Duration,
-    /// Most batches being sent at once (the window adapts below it).
-    pub(crate) max_in_flight: usize,
-    /// Most events the worker holds (building, batched, in flight, awaiting a retry).
-    pub(crate) max_events: usize,
-    /// Most bytes of event JSON the worker holds (batched, in flight, awaiting a retry).
-    pub(crate) max_bytes: usize,
-    pub(crate) retry: RetryPolicy,
+/// The request path's recorder and the worker that drains its queue (not yet running),
+/// with the control that stops it.
+pub(crate) fn pipeline(
+    config: DeliveryConfig,
+    sink: Arc<dyn Sink>,
+    enricher: Enricher,
+    privacy: Arc<Privacy>,
+    counters: Arc<Counters>,
+) -> (Arc<Recorder>, AnalyticsWorker, WorkerControl) {
+    let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let wake = Arc::new(Notify::new());
+    let wake_at = WAKE_EVERY.min(config.batch_size).min(config.queue_capacity);
+    let recorder = Arc::new(Recorder::new(
+        tx,
+        Arc::clone(&wake),
+        wake_at,
+        Arc::clone(&counters),
+        config.queue_bytes,
+        config.queue_capacity,
+    ));
+    let (worker, control) =
+        AnalyticsWorker::new(run(rx, wake, sink, enricher, privacy, counters, config));
+    (recorder, worker, control)
 }
 
 /// Runs until every sender is gone and everything held is resolved, or until shutdown
 /// aborts it.
-pub(crate) async fn run(
+async fn run(
     rx: mpsc::Receiver<Envelope>,
     wake: Arc<Notify>,
     sink: Arc<dyn Sink>,
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
-    config: WorkerConfig,
+    config: DeliveryConfig,
 ) {
     let pace = Pace::new(config.max_in_flight, config.batch_size, config.batch_bytes);
     let mut worker = Worker {
@@ -190,7 +197,7 @@ struct Worker {
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
-    config: WorkerConfig,
+    config: DeliveryConfig,
     /// Exchanges built into events, waiting for enrichment.
     built: Vec<build::Built>,
     /// Bytes of event JSON batched, in flight or awaiting a retry.
@@ -229,8 +236,8 @@ impl Worker {
 
     /// Holding as many events, or as many bytes of event JSON, as allowed.
     fn full(&self) -> bool {
-        self.held() >= self.config.max_events as u64
-            || self.held_bytes + self.built_bytes >= self.config.max_bytes
+        self.held() >= self.config.queue_capacity as u64
+            || self.held_bytes + self.built_bytes >= self.config.queue_bytes
     }
 
     /// Whether to go on taking in before enriching: a shared session store costs a round
@@ -273,13 +280,19 @@ impl Worker {
         match envelope {
             Envelope::Exchange(queued) => {
                 let bytes = queued.bytes();
-                if let Some(finished) = queued.take() {
-                    self.built_bytes += bytes;
-                    self.built.push(build::events(finished, &self.privacy));
+                let Some(finished) = queued.take() else {
+                    return;
+                };
+                if finished.info.hook_failed {
+                    // A tags or properties hook panicked: these events are not sent half-made.
+                    self.lose(DropReason::HookFailed, finished.calls.len() as u64, 0);
+                    return;
                 }
+                self.built_bytes += bytes;
+                self.built.push(build::events(finished, &self.privacy));
             }
             Envelope::Flush(ack) => self.flushes.push(ack),
-            Envelope::SessionEnded(raw) => self.enricher.session_ended(&raw),
+            Envelope::SessionEnded(session) => self.enricher.session_ended(&session),
         }
     }
 

@@ -27,6 +27,15 @@ pub(crate) fn new_id(prefix: &str, at: SystemTime) -> String {
     encode(prefix, raw)
 }
 
+/// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
+const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
+
+/// The id an `Mcp-Session-Id` value stands for in events (the value itself never leaves
+/// the request path).
+pub(crate) fn mcp_session_id(raw: &str) -> String {
+    derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes())
+}
+
 /// A stable id derived one-way from `key` within `domain`: the same inputs give the same
 /// id on every instance and every run.
 pub(crate) fn derived_id(prefix: &str, domain: &str, key: &[u8]) -> String {

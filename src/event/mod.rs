@@ -1,13 +1,13 @@
 //! [`Event`]: the documented record of one MCP request or notification.
 //!
 //! Owns the wire format every sink receives (serde, snake_case, optional fields omitted
-//! when empty) and the conversion from what the request path observed into events, which
-//! runs in the background worker. Never runs on the request path.
+//! when empty), event and session ids (`ids`) and timestamps (`time`). Never builds an
+//! event from traffic: that is the worker's first stage (`delivery::build`).
 
-pub(crate) mod build;
 pub(crate) mod ids;
 mod raw;
 pub(crate) mod time;
+mod user;
 
 use std::collections::BTreeMap;
 
@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use raw::RawJson;
+pub use user::UserIdentity;
 
 use crate::delivery::DropReason;
-use crate::identity::UserIdentity;
 
 /// One MCP request (or client notification) as seen by the layer, ready for a sink.
 ///

@@ -14,13 +14,15 @@
 //! side of privacy is what is captured at all: no headers unless named, sensitive ones
 //! masked unless forced, never query strings or cookies.
 
+mod headers;
 mod sanitize;
 mod transcode;
 mod truncate;
 
+pub(crate) use headers::HeaderCapture;
+
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use serde_json::Value;
@@ -33,22 +35,7 @@ pub(crate) use truncate::removed;
 
 use crate::delivery::DropReason;
 use crate::event::{Event, RawJson};
-
-/// The signature of a `redact` hook: a replacement for a string, or `None` to keep it.
-pub(crate) type RedactFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-/// The signature of a `redact_event` hook: `false` drops the event.
-pub(crate) type RedactEventFn = Arc<dyn Fn(&mut Event) -> bool + Send + Sync>;
-
-/// Headers replaced by a marker even when named, unless forced.
-pub(crate) const SENSITIVE_HEADERS: [&str; 5] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-];
-/// What stands in for a sensitive header's value.
-pub(crate) const MASK: &str = "[redacted]";
+use crate::hooks::{RedactEventFn, RedactFn};
 
 /// The privacy settings of a layer.
 pub(crate) struct Privacy {

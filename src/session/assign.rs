@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{GuardedStore, SessionMode, SessionRequest};
 use crate::event::ids::{derived_id, new_id};
+use crate::exchange::Origin;
 
 /// Domain of session ids derived from a `session_key` hook's keys.
 const KEY_DOMAIN: &str = "tower-mcp-analytics/session-key";
@@ -26,43 +27,38 @@ pub(crate) struct Sessions {
     pub(crate) store: GuardedStore,
 }
 
-/// What the session rules look at for one event.
-pub(crate) struct SessionClues<'a> {
-    /// The derived id of the event's `Mcp-Session-Id` (or of the session its response opened).
-    pub(crate) mcp_session: Option<&'a str>,
-    pub(crate) session_key: Option<&'a str>,
-    pub(crate) user: Option<&'a str>,
-    pub(crate) client: Option<&'a str>,
-    pub(crate) at: SystemTime,
-}
-
 impl Sessions {
-    pub(crate) fn decide(&self, clues: &SessionClues<'_>) -> Decision {
+    /// The session of an event from `origin`, made by `user` with `client` (as resolved).
+    pub(crate) fn decide(
+        &self,
+        origin: &Origin,
+        user: Option<&str>,
+        client: Option<&str>,
+    ) -> Decision {
         if self.mode == SessionMode::Backend {
             return Decision::Fixed(None);
         }
-        if let Some(key) = clues.session_key {
+        if let Some(key) = &origin.session_key {
             return Decision::Fixed(Some(derived_id("ses", KEY_DOMAIN, key.as_bytes())));
         }
-        let header = clues.mcp_session.map(String::from);
-        match (self.mode, header) {
+        match (self.mode, &origin.mcp_session) {
             (SessionMode::Auto | SessionMode::Stateful, Some(session)) => {
-                Decision::Fixed(Some(session))
+                Decision::Fixed(Some(session.clone()))
             }
-            (SessionMode::Stateful, None) => Decision::Fixed(Some(new_id("ses", clues.at))),
-            _ => self.group(clues),
+            (SessionMode::Stateful, None) => Decision::Fixed(Some(new_id("ses", origin.at))),
+            _ => group(user, client, origin.at),
         }
     }
+}
 
-    /// Same identified user + same client = one group; anonymous = a session of its own.
-    fn group(&self, clues: &SessionClues<'_>) -> Decision {
-        let Some(user) = clues.user else {
-            return Decision::Fixed(Some(new_id("ses", clues.at)));
-        };
-        let client = clues.client.unwrap_or_default();
-        // Lengths first, so that no (user, client) pair can collide with another.
-        let material = format!("{}:{user}{}:{client}", user.len(), client.len());
-        let key = derived_id("grp", GROUP_DOMAIN, material.as_bytes());
-        Decision::Group(SessionRequest::new(key, clues.at))
-    }
+/// Same identified user + same client = one group; anonymous = a session of its own.
+fn group(user: Option<&str>, client: Option<&str>, at: SystemTime) -> Decision {
+    let Some(user) = user else {
+        return Decision::Fixed(Some(new_id("ses", at)));
+    };
+    let client = client.unwrap_or_default();
+    // Lengths first, so that no (user, client) pair can collide with another.
+    let material = format!("{}:{user}{}:{client}", user.len(), client.len());
+    let key = derived_id("grp", GROUP_DOMAIN, material.as_bytes());
+    Decision::Group(SessionRequest::new(key, at))
 }

@@ -13,6 +13,7 @@
 
 mod assign;
 mod clients;
+mod config;
 mod guard;
 mod history;
 mod memory;
@@ -24,8 +25,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-pub(crate) use assign::{Decision, SessionClues, Sessions};
+pub(crate) use assign::{Decision, Sessions};
 pub use clients::{ClientNote, ClientQuery, ClientUpdate, ClientsFuture, SharedClient};
+pub(crate) use config::SessionConfig;
 pub(crate) use guard::GuardedStore;
 pub use memory::MemorySessionStore;
 #[cfg(feature = "redis")]

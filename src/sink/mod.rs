@@ -5,6 +5,7 @@
 //! retry; the worker owns retries, backoff and accounting, and survives a panicking sink
 //! (the batch is counted as `sink_panicked`).
 
+#[cfg(feature = "http-sink")]
 mod http;
 mod json_lines;
 mod memory;
@@ -15,6 +16,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use crate::delivery::Batch;
+#[cfg(feature = "http-sink")]
 pub use http::HttpSink;
 pub use json_lines::JsonLinesSink;
 pub use memory::MemorySink;

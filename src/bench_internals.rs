@@ -1,9 +1,17 @@
-//! Entry points into internal stages of the request path, for benchmarks.
+//! Entry points into internal stages of the request path, for benchmarks (cargo feature
+//! `bench-internals`, off by default).
 //!
-//! Not part of the public API: no semver guarantees, anything here may change or vanish in
-//! any release. It exists only so that `benches/internals.rs` can measure internal stages
+//! Not part of the stable API: no semver guarantees, anything here may change or vanish in
+//! any release. It exists so that `benches/internals.rs` can measure internal stages
 //! (request parsing, SSE decoding, the hand-off to the worker queue) in isolation. Thin
 //! wrappers that take bytes and return counts, so no internal type leaks out.
+//!
+//! ```
+//! use tower_mcp_analytics::bench_internals::parse_request;
+//!
+//! let body = bytes::Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+//! assert_eq!(parse_request(&body), 1);
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -21,12 +29,16 @@ use crate::protocol::jsonrpc::parse_client_body;
 use crate::protocol::sse::SseDecoder;
 
 use crate::delivery::WAKE_EVERY;
-use crate::layer::{
-    DEFAULT_MAX_CALLS_PER_REQUEST as MAX_CALLS_PER_REQUEST, DEFAULT_QUEUE_BYTES as QUEUE_BYTES,
-};
+use crate::delivery::config::DEFAULT_QUEUE_BYTES as QUEUE_BYTES;
+use crate::service::DEFAULT_MAX_CALLS_PER_REQUEST as MAX_CALLS_PER_REQUEST;
 
 /// Parses a request body as the layer does (with the default per-request call cap) and
 /// returns the number of requests and notifications found; 0 when the body is not JSON.
+///
+/// ```
+/// # use tower_mcp_analytics::bench_internals::parse_request;
+/// assert_eq!(parse_request(&bytes::Bytes::from_static(b"not json")), 0);
+/// ```
 pub fn parse_request(body: &Bytes) -> usize {
     parse_client_body(body, MAX_CALLS_PER_REQUEST).map_or(0, |parsed| parsed.messages.len())
 }
@@ -34,6 +46,12 @@ pub fn parse_request(body: &Bytes) -> usize {
 /// Decodes a `text/event-stream` body fed in the given chunks with a fresh decoder (one per
 /// response, as the layer does) at the default response capture limit, and returns the
 /// number of events it dispatched (oversized ones included).
+///
+/// ```
+/// # use tower_mcp_analytics::bench_internals::decode_sse;
+/// let stream: [&[u8]; 2] = [b"data: {}\n", b"\ndata: {}\n\n"];
+/// assert_eq!(decode_sse(stream), 2);
+/// ```
 pub fn decode_sse<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> usize {
     let mut decoder = SseDecoder::new(crate::DEFAULT_CAPTURE_LIMIT);
     let mut events = 0;
@@ -45,6 +63,13 @@ pub fn decode_sse<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> usize {
 
 /// A finished exchange, ready to be handed to a [`Queue`]: the calls of one request body,
 /// answered by one `application/json` response body.
+///
+/// ```
+/// # use tower_mcp_analytics::bench_internals::FinishedExchange;
+/// let request = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+/// let response = br#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+/// assert!(FinishedExchange::json(request, response).is_some());
+/// ```
 #[derive(Debug)]
 pub struct FinishedExchange(Finished);
 
@@ -52,6 +77,11 @@ impl FinishedExchange {
     /// An exchange of a request body answered with status 200 and a JSON body, both copied
     /// into buffers of their own as the layer's captured bodies are. `None` when the
     /// request holds no request or notification.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::bench_internals::FinishedExchange;
+    /// assert!(FinishedExchange::json(b"[]", b"{}").is_none());
+    /// ```
     pub fn json(request: &[u8], response: &[u8]) -> Option<Self> {
         let body = Bytes::copy_from_slice(request);
         let parsed = parse_client_body(&body, MAX_CALLS_PER_REQUEST)?;
@@ -60,7 +90,7 @@ impl FinishedExchange {
         }
         let mut info = RequestInfo::new(Instant::now(), SystemTime::now());
         info.protocol_version = Some("2025-06-18".into());
-        info.user_agent = Some("node".into());
+        info.origin.user_agent = Some("node".into());
         info.batch = parsed.batch;
         info.body_len = body.len();
         let elapsed = info.started.elapsed();
@@ -87,6 +117,19 @@ impl FinishedExchange {
 
 /// The worker queue with the request path's handle on it, and no worker: what is recorded
 /// stays queued until [`Queue::drain`].
+///
+/// ```
+/// use tower_mcp_analytics::bench_internals::{FinishedExchange, Queue};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut queue = Queue::new(16);
+/// let request = br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+/// let exchange = FinishedExchange::json(request, b"{}").unwrap();
+/// queue.record(exchange);
+/// assert_eq!(queue.drain(), 1);
+/// assert_eq!(queue.stats().recorded, 1);
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Queue {
     recorder: Recorder,
@@ -96,6 +139,14 @@ pub struct Queue {
 impl Queue {
     /// A queue of `capacity` exchanges (and events), with the builder's default byte
     /// budget and wake-up threshold.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::bench_internals::Queue;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut queue = Queue::new(1);
+    /// assert_eq!(queue.drain(), 0);
+    /// # }
+    /// ```
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
@@ -112,12 +163,29 @@ impl Queue {
 
     /// Hands the exchange to the queue, as the request path does when an exchange ends;
     /// dropped and counted when the queue is full.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::bench_internals::Queue;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut queue = Queue::new(1);
+    /// # let exchange = tower_mcp_analytics::bench_internals::FinishedExchange::json(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#, b"").unwrap();
+    /// queue.record(exchange);
+    /// # }
+    /// ```
     pub fn record(&self, exchange: FinishedExchange) {
         self.recorder.record(exchange.0);
     }
 
     /// Takes everything out of the queue as the worker does (and discards it); returns the
     /// number of events taken.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::bench_internals::Queue;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut queue = Queue::new(1);
+    /// assert_eq!(queue.drain(), 0);
+    /// # }
+    /// ```
     pub fn drain(&mut self) -> usize {
         let counters = self.recorder.counters();
         counters.wake_requested.store(false, Relaxed);
@@ -136,6 +204,14 @@ impl Queue {
     }
 
     /// The queue's counters: recorded, dropped (`queue_full`), and so on.
+    ///
+    /// ```
+    /// # use tower_mcp_analytics::bench_internals::Queue;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut queue = Queue::new(1);
+    /// assert_eq!(queue.stats().dropped.total(), 0);
+    /// # }
+    /// ```
     pub fn stats(&self) -> crate::Stats {
         self.recorder.counters().snapshot()
     }

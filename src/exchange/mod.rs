@@ -3,56 +3,28 @@
 //! Owns the resolution of calls as the response is observed (response head, JSON body,
 //! SSE messages matched by id, stream end) and the guarantee that every call is recorded
 //! exactly once: an exchange dropped before it finished (the client went away) records its
-//! unanswered calls as cancelled. Never parses a result in depth, never serialises an
-//! event, never blocks: recording is a non-blocking hand-off to the worker.
+//! unanswered calls as cancelled. The request's facts are in `request` ([`RequestInfo`],
+//! [`Origin`]), the byte budget its arguments hold in `retention`. Never parses a result
+//! in depth, never serialises an event, never blocks: recording is a non-blocking
+//! hand-off to the worker.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::StatusCode;
 
+mod request;
+pub(crate) mod retention;
+
+pub(crate) use request::{Origin, RequestInfo};
+
 use crate::delivery::Recorder;
 use crate::event::ResponseKind;
-use crate::identity::UserIdentity;
+use crate::event::ids::mcp_session_id;
 use crate::protocol::jsonrpc::{
     ClientMessage, MessageKind, RequestId, ServerMessage, for_each_server_message,
 };
-use crate::retention::Reserved;
-
-/// Request-level facts shared by the calls of one HTTP request.
-#[derive(Debug)]
-pub(crate) struct RequestInfo {
-    pub(crate) started: Instant,
-    pub(crate) timestamp: SystemTime,
-    /// `MCP-Protocol-Version` header.
-    pub(crate) protocol_version: Option<Box<str>>,
-    /// Raw `Mcp-Session-Id` header; only a derived id ever leaves the process.
-    pub(crate) mcp_session: Option<Box<str>>,
-    pub(crate) batch: bool,
-    /// The server refused this batch as a whole (an error status): its size. One event
-    /// stands for it.
-    pub(crate) rejected_batch: Option<usize>,
-    /// Bytes of request data the calls keep (their arguments).
-    pub(crate) body_len: usize,
-    /// The share of the in-flight budget those arguments hold, until the hand-off.
-    pub(crate) reserved: Option<Reserved>,
-    /// What the `identify` hook returned.
-    pub(crate) user: Option<UserIdentity>,
-    /// What the `session_key` hook returned.
-    pub(crate) session_key: Option<String>,
-    /// Clues to the AI client when its messages do not name it.
-    pub(crate) user_agent: Option<Box<str>>,
-    pub(crate) client_header_name: Option<Box<str>>,
-    pub(crate) client_header_version: Option<Box<str>>,
-    /// Headers the server chose to capture, sensitive ones already masked.
-    pub(crate) headers: Vec<(String, String)>,
-    /// What the `tags` and `properties` hooks returned.
-    pub(crate) tags: Vec<(String, String)>,
-    pub(crate) properties: Option<serde_json::Value>,
-    /// A `tags` or `properties` hook panicked.
-    pub(crate) hook_failed: bool,
-}
 
 /// A response's `result` and `error`, copied out of a streamed message (the rest of the
 /// message is not kept).
@@ -166,10 +138,10 @@ impl Exchange {
         &mut self,
         status: StatusCode,
         kind: ResponseKind,
-        opened_session: Option<Box<str>>,
+        opened_session: Option<&str>,
     ) {
-        if self.info.mcp_session.is_none() {
-            self.info.mcp_session = opened_session;
+        if self.info.origin.mcp_session.is_none() {
+            self.info.origin.mcp_session = opened_session.map(mcp_session_id);
         }
         self.status = Some(status);
         self.response_kind = Some(kind);
@@ -270,10 +242,7 @@ impl Exchange {
         // From here on the queue's bounds account for the arguments.
         self.info.reserved = None;
         recorder.record(Finished {
-            info: std::mem::replace(
-                &mut self.info,
-                RequestInfo::new(Instant::now(), SystemTime::UNIX_EPOCH),
-            ),
+            info: std::mem::take(&mut self.info),
             calls: std::mem::take(&mut self.calls),
             status: self.status,
             response_kind: self.response_kind,
@@ -287,32 +256,6 @@ impl Drop for Exchange {
         if self.recorder.is_some() {
             self.end_pending(End::Cancelled);
             self.record();
-        }
-    }
-}
-
-impl RequestInfo {
-    /// A request that arrived at `started` (`timestamp` on the wall clock), with nothing
-    /// else known yet.
-    pub(crate) fn new(started: Instant, timestamp: SystemTime) -> Self {
-        Self {
-            started,
-            timestamp,
-            protocol_version: None,
-            mcp_session: None,
-            batch: false,
-            rejected_batch: None,
-            body_len: 0,
-            reserved: None,
-            user: None,
-            session_key: None,
-            user_agent: None,
-            client_header_name: None,
-            client_header_version: None,
-            headers: Vec::new(),
-            tags: Vec::new(),
-            properties: None,
-            hook_failed: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::num::NonZeroUsize;
 
 use lru::LruCache;
 
-use super::UserIdentity;
+use crate::hooks::UserIdentity;
 
 /// Last seen fingerprint of each user's name and data.
 pub(crate) struct IdentityCache {

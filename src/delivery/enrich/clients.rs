@@ -22,37 +22,14 @@ use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 
+use crate::delivery::build::ClientInfo;
 use crate::event::ids::derived_id;
+use crate::exchange::Origin;
 
 /// Domain of the store keys of a legacy session's client.
 const SESSION_DOMAIN: &str = "tower-mcp-analytics/client-session";
 /// Domain of the store keys of a user + User-Agent's client.
 const AGENT_DOMAIN: &str = "tower-mcp-analytics/client-agent";
-
-/// A client's self-reported name and version.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ClientInfo {
-    pub(crate) name: Option<String>,
-    pub(crate) version: Option<String>,
-}
-
-impl ClientInfo {
-    fn known(&self) -> bool {
-        self.name.is_some()
-    }
-}
-
-/// What the ladder looks at for one event.
-pub(crate) struct ClientClues<'a> {
-    pub(crate) own: ClientInfo,
-    /// Derived id of the legacy MCP session.
-    pub(crate) session: Option<&'a str>,
-    pub(crate) user: Option<&'a str>,
-    pub(crate) user_agent: Option<&'a str>,
-    pub(crate) header_name: Option<&'a str>,
-    pub(crate) header_version: Option<&'a str>,
-    pub(crate) at: SystemTime,
-}
 
 struct Learnt {
     info: ClientInfo,
@@ -90,23 +67,37 @@ impl ClientDirectory {
         }
     }
 
-    /// Remembers the client an `initialize` named; returns the store key it goes under.
-    pub(crate) fn learn(&mut self, clues: &ClientClues<'_>) -> Option<String> {
-        if !clues.own.known() {
+    /// Remembers the client an `initialize` named (`own`); returns the store key it goes
+    /// under.
+    pub(crate) fn learn(
+        &mut self,
+        own: &ClientInfo,
+        origin: &Origin,
+        user: Option<&str>,
+    ) -> Option<String> {
+        if !own.known() {
             return None;
         }
-        self.adopt(clues, clues.own.clone())
+        self.adopt(origin, user, own.clone())
     }
 
-    /// Remembers `info` as the client of `clues`' session, or of its user + User-Agent;
+    /// Remembers `info` as the client of `origin`'s session, or of its user + User-Agent;
     /// returns the store key it goes under.
-    pub(crate) fn adopt(&mut self, clues: &ClientClues<'_>, info: ClientInfo) -> Option<String> {
-        let learnt = Learnt { info, at: clues.at };
-        if let Some(session) = clues.session {
-            self.by_session.put(session.to_owned(), learnt);
+    pub(crate) fn adopt(
+        &mut self,
+        origin: &Origin,
+        user: Option<&str>,
+        info: ClientInfo,
+    ) -> Option<String> {
+        let learnt = Learnt {
+            info,
+            at: origin.at,
+        };
+        if let Some(session) = &origin.mcp_session {
+            self.by_session.put(session.clone(), learnt);
             Some(session_key(session))
-        } else if let Some(user) = clues.user {
-            let agent = clues.user_agent.unwrap_or_default();
+        } else if let Some(user) = user {
+            let agent = origin.user_agent.as_deref().unwrap_or_default();
             self.by_user_agent
                 .put((user.to_owned(), agent.to_owned()), learnt);
             Some(agent_key(user, agent))
@@ -124,53 +115,65 @@ impl ClientDirectory {
 
     /// The client of an event, by the ladder, falling through to rungs 4 and 5.
     #[cfg(test)]
-    pub(crate) fn resolve(&mut self, clues: &ClientClues<'_>) -> ClientInfo {
-        match self.resolve_here(clues) {
+    pub(crate) fn resolve(
+        &mut self,
+        own: &ClientInfo,
+        origin: &Origin,
+        user: Option<&str>,
+    ) -> ClientInfo {
+        match self.resolve_here(own, origin, user) {
             Resolution::Known(info) => info,
             Resolution::Missed(missed) => missed.fallback,
         }
     }
 
-    /// The client of an event as far as this instance knows.
-    pub(crate) fn resolve_here(&mut self, clues: &ClientClues<'_>) -> Resolution {
-        if clues.own.known() {
-            return Resolution::Known(clues.own.clone());
+    /// The client of an event (`own`: what its message named) as far as this instance
+    /// knows.
+    pub(crate) fn resolve_here(
+        &mut self,
+        own: &ClientInfo,
+        origin: &Origin,
+        user: Option<&str>,
+    ) -> Resolution {
+        if own.known() {
+            return Resolution::Known(own.clone());
         }
         let window = self.window;
+        let at = origin.at;
         let fresh = |learnt: &mut Learnt| {
-            let recent = clues
-                .at
+            let recent = at
                 .duration_since(learnt.at)
                 .map_or(true, |gap| gap <= window);
-            if recent && clues.at > learnt.at {
-                learnt.at = clues.at;
+            if recent && at > learnt.at {
+                learnt.at = at;
             }
             recent.then(|| learnt.info.clone())
         };
-        if let Some(session) = clues.session
+        let session = origin.mcp_session.as_deref();
+        if let Some(session) = session
             && let Some(info) = self.by_session.get_mut(session).and_then(fresh)
         {
             return Resolution::Known(info);
         }
-        let agent = clues.user_agent.unwrap_or_default();
-        if let Some(user) = clues.user {
+        let user_agent = origin.user_agent.as_deref();
+        let agent = user_agent.unwrap_or_default();
+        if let Some(user) = user {
             let key = (user.to_owned(), agent.to_owned());
             if let Some(info) = self.by_user_agent.get_mut(&key).and_then(fresh) {
                 return Resolution::Known(info);
             }
         }
-        let fallback = match clues.header_name {
+        let fallback = match origin.client_header_name.as_deref() {
             Some(name) => ClientInfo {
                 name: Some(name.to_owned()),
-                version: clues.header_version.map(String::from),
+                version: origin.client_header_version.as_deref().map(String::from),
             },
-            None => clues.user_agent.map(parse_user_agent).unwrap_or_default(),
+            None => user_agent.map(parse_user_agent).unwrap_or_default(),
         };
-        let keys: Vec<String> = clues
-            .session
+        let keys: Vec<String> = session
             .map(session_key)
             .into_iter()
-            .chain(clues.user.map(|user| agent_key(user, agent)))
+            .chain(user.map(|user| agent_key(user, agent)))
             .collect();
         if keys.is_empty() {
             return Resolution::Known(fallback);
@@ -223,16 +226,12 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_secs(30 * 60);
 
-    fn clues<'a>(at: u64) -> ClientClues<'a> {
-        ClientClues {
-            own: ClientInfo::default(),
-            session: None,
-            user: None,
-            user_agent: None,
-            header_name: None,
-            header_version: None,
-            at: SystemTime::UNIX_EPOCH + Duration::from_secs(at),
-        }
+    fn origin(at: u64) -> Origin {
+        Origin::new(SystemTime::UNIX_EPOCH + Duration::from_secs(at))
+    }
+
+    fn unnamed() -> ClientInfo {
+        ClientInfo::default()
     }
 
     fn named(name: &str) -> ClientInfo {
@@ -249,45 +248,45 @@ mod tests {
     #[test]
     fn own_client_info_wins() {
         let mut dir = directory();
-        let mut c = clues(0);
-        c.own = named("cursor-vscode");
-        c.header_name = Some("other");
-        assert_eq!(dir.resolve(&c), named("cursor-vscode"));
+        let mut c = origin(0);
+        c.client_header_name = Some("other".into());
+        assert_eq!(
+            dir.resolve(&named("cursor-vscode"), &c, None),
+            named("cursor-vscode")
+        );
     }
 
     #[test]
     fn a_session_remembers_its_initialize_until_deleted_or_idle() {
         let mut dir = directory();
-        let mut init = clues(0);
-        init.session = Some("ses_a");
-        init.own = named("claude-ai");
-        dir.learn(&init);
-        let mut later = clues(600);
-        later.session = Some("ses_a");
-        assert_eq!(dir.resolve(&later), named("claude-ai"));
-        let mut idle = clues(600 + 31 * 60);
-        idle.session = Some("ses_a");
-        assert_eq!(dir.resolve(&idle), ClientInfo::default());
-        dir.learn(&init);
+        let mut init = origin(0);
+        init.mcp_session = Some("ses_a".into());
+        dir.learn(&named("claude-ai"), &init, None);
+        let mut later = origin(600);
+        later.mcp_session = Some("ses_a".into());
+        assert_eq!(dir.resolve(&unnamed(), &later, None), named("claude-ai"));
+        let mut idle = origin(600 + 31 * 60);
+        idle.mcp_session = Some("ses_a".into());
+        assert_eq!(dir.resolve(&unnamed(), &idle, None), unnamed());
+        dir.learn(&named("claude-ai"), &init, None);
         dir.forget_session("ses_a");
-        assert_eq!(dir.resolve(&later), ClientInfo::default());
+        assert_eq!(dir.resolve(&unnamed(), &later, None), unnamed());
     }
 
     #[test]
     fn stateless_initialize_is_matched_by_user_and_user_agent() {
         let mut dir = directory();
-        let mut init = clues(0);
-        init.user = Some("alice");
-        init.user_agent = Some("Claude/1.0");
-        init.own = named("claude-ai");
-        dir.learn(&init);
-        let mut call = clues(60);
-        call.user = Some("alice");
-        call.user_agent = Some("Claude/1.0");
-        assert_eq!(dir.resolve(&call), named("claude-ai"));
-        call.user = Some("bob");
+        let mut init = origin(0);
+        init.user_agent = Some("Claude/1.0".into());
+        dir.learn(&named("claude-ai"), &init, Some("alice"));
+        let mut call = origin(60);
+        call.user_agent = Some("Claude/1.0".into());
         assert_eq!(
-            dir.resolve(&call).name.as_deref(),
+            dir.resolve(&unnamed(), &call, Some("alice")),
+            named("claude-ai")
+        );
+        assert_eq!(
+            dir.resolve(&unnamed(), &call, Some("bob")).name.as_deref(),
             Some("Claude"),
             "falls to the User-Agent"
         );
@@ -296,21 +295,24 @@ mod tests {
     #[test]
     fn headers_then_user_agent() {
         let mut dir = directory();
-        let mut c = clues(0);
-        c.header_name = Some("my-client");
-        c.header_version = Some("2.0");
-        c.user_agent = Some("curl/8.0");
-        assert_eq!(dir.resolve(&c).name.as_deref(), Some("my-client"));
-        c.header_name = None;
+        let mut c = origin(0);
+        c.client_header_name = Some("my-client".into());
+        c.client_header_version = Some("2.0".into());
+        c.user_agent = Some("curl/8.0".into());
         assert_eq!(
-            dir.resolve(&c),
+            dir.resolve(&unnamed(), &c, None).name.as_deref(),
+            Some("my-client")
+        );
+        c.client_header_name = None;
+        assert_eq!(
+            dir.resolve(&unnamed(), &c, None),
             ClientInfo {
                 name: Some("curl".into()),
                 version: Some("8.0".into())
             }
         );
-        c.user_agent = Some("  ");
-        assert_eq!(dir.resolve(&c), ClientInfo::default());
+        c.user_agent = Some("  ".into());
+        assert_eq!(dir.resolve(&unnamed(), &c, None), unnamed());
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Building [`Event`]s from a finished exchange. Runs in the worker, never on the request
-//! path: this is where results are read in depth and values are allocated.
+//! The worker's first stage: building [`Event`]s from a finished exchange.
+//!
+//! Owns reading results in depth (outcome, error, result flags) and transcoding each
+//! captured payload once, by the privacy settings' first pass. Leaves the client and the
+//! session to the next stage ([`enrich`](super::enrich)): an event leaves here with the
+//! client its own message named beside it, not in it. Never runs on the request path.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -10,48 +13,49 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::value::RawValue;
 
-use super::ids::{derived_id, new_id};
-use super::time::rfc3339_millis;
-use super::{Event, EventError, Outcome, RawJson};
-use crate::delivery::DropReason;
-use crate::exchange::{Call, End, Finished};
-use crate::identity::UserIdentity;
+use super::DropReason;
+use crate::event::ids::new_id;
+use crate::event::time::rfc3339_millis;
+use crate::event::{Event, EventError, Outcome, RawJson};
+use crate::exchange::{Call, End, Finished, Origin};
+use crate::hooks::UserIdentity;
 use crate::privacy::{Privacy, removed};
 use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags};
 
-/// Domain separating ids derived from `Mcp-Session-Id` values from any other derived id.
-const MCP_SESSION_DOMAIN: &str = "tower-mcp-analytics/mcp-session-id";
-
-/// The id an `Mcp-Session-Id` value stands for in events (the value itself never leaves
-/// the process).
-pub(crate) fn mcp_session_id(raw: &str) -> String {
-    derived_id("ses", MCP_SESSION_DOMAIN, raw.as_bytes())
-}
-
-/// The events of one exchange and what the worker's later stages need to know about it.
+/// The events of one exchange and what the next stage resolves them from.
 pub(crate) struct Built {
-    pub(crate) events: Vec<Event>,
-    pub(crate) context: Context,
+    pub(crate) origin: Origin,
+    /// The response's status (a 404 tells that the server forgot the MCP session).
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) events: Vec<Unresolved>,
 }
 
-/// Request-level facts for client resolution and sessions.
-pub(crate) struct Context {
-    pub(crate) at: SystemTime,
-    /// Derived id of the MCP session, when the request named one or its response opened one.
-    pub(crate) mcp_session: Option<String>,
-    pub(crate) session_key: Option<String>,
-    pub(crate) user_agent: Option<Box<str>>,
-    pub(crate) client_header_name: Option<Box<str>>,
-    pub(crate) client_header_version: Option<Box<str>>,
-    pub(crate) status: Option<StatusCode>,
-    /// A `tags` or `properties` hook panicked: the events must not go out.
-    pub(crate) hook_failed: bool,
+/// A client's name and version, as its own messages report them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClientInfo {
+    pub(crate) name: Option<String>,
+    pub(crate) version: Option<String>,
+}
+
+impl ClientInfo {
+    /// Whether the client named itself.
+    pub(crate) fn known(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
+/// An event whose client and session are still to be resolved.
+pub(crate) struct Unresolved {
+    pub(crate) event: Event,
+    /// The client the event's own message named (`_meta` clientInfo, or `initialize`).
+    pub(crate) own_client: ClientInfo,
 }
 
 /// The events of one exchange, in request order. Each payload is transcoded here, once,
 /// by the privacy settings' first pass.
 pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
-    let timestamp = rfc3339_millis(finished.info.timestamp);
+    let at = finished.info.origin.at;
+    let timestamp = rfc3339_millis(at);
     let user = finished.info.user.take().map(UserIdentity::bounded);
     let headers: BTreeMap<String, String> = std::mem::take(&mut finished.info.headers)
         .into_iter()
@@ -68,7 +72,7 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
         .map(|call| {
             let message = &call.message;
             let mut event = Event {
-                id: new_id("evt", finished.info.timestamp),
+                id: new_id("evt", at),
                 event_type: format!("mcp:{}", message.method),
                 timestamp: timestamp.clone(),
                 duration_ms: call.elapsed.as_secs_f64() * 1000.0,
@@ -86,8 +90,8 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                     .as_deref()
                     .or(message.protocol_version.as_deref())
                     .map(String::from),
-                client_name: message.client_name.as_deref().map(String::from),
-                client_version: message.client_version.as_deref().map(String::from),
+                client_name: None,
+                client_version: None,
                 client_display_name: None,
                 session_id: None,
                 user: user.clone(),
@@ -136,22 +140,17 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                     event.unsendable = Some(DropReason::RedactionFailed);
                 }
             }
-            event
+            let own_client = ClientInfo {
+                name: message.client_name.as_deref().map(String::from),
+                version: message.client_version.as_deref().map(String::from),
+            };
+            Unresolved { event, own_client }
         })
         .collect();
-    let info = finished.info;
     Built {
+        origin: finished.info.origin,
+        status: finished.status,
         events,
-        context: Context {
-            at: info.timestamp,
-            mcp_session: info.mcp_session.as_deref().map(mcp_session_id),
-            session_key: info.session_key,
-            user_agent: info.user_agent,
-            client_header_name: info.client_header_name,
-            client_header_version: info.client_header_version,
-            status: finished.status,
-            hook_failed: info.hook_failed,
-        },
     }
 }
 

@@ -1,21 +1,16 @@
-//! Running the user's request hooks (`identify`, `session_key`) on the request path.
+//! Running the request hooks (`identify`, `session_key`, `tags`, `properties`) on the
+//! request path.
 //!
-//! Owns panic safety: a hook that panics is caught, counted, and treated as having
-//! returned nothing (the event goes out anonymous, or grouped without a key); the request
-//! is never affected. Never stores anything and never blocks beyond the hook itself.
+//! Owns panic safety: a hook that panics is caught and counted. An `identify` or
+//! `session_key` hook that panics is treated as having returned nothing (the event goes
+//! out anonymous, or grouped without a key); a `tags` or `properties` hook that panics
+//! marks the request's events to be dropped. The request is never affected. Never stores
+//! anything and never blocks beyond the hook itself.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use std::sync::Arc;
-
+use super::{IdentifyFn, PropertiesFn, RequestView, SessionKeyFn, TagsFn, UserIdentity};
 use crate::delivery::{Counters, HookKind};
-use crate::identity::{IdentifyFn, RequestView, SessionKeyFn, UserIdentity};
-
-/// The signature of a `tags` hook.
-pub(crate) type TagsFn = Arc<dyn Fn(&RequestView<'_>) -> Vec<(String, String)> + Send + Sync>;
-/// The signature of a `properties` hook.
-pub(crate) type PropertiesFn =
-    Arc<dyn Fn(&RequestView<'_>) -> Option<serde_json::Value> + Send + Sync>;
 
 /// The hooks a layer was built with.
 #[derive(Clone, Default)]

@@ -1,0 +1,132 @@
+//! [`ResponseFuture`]: the future [`AnalyticsService`](super::AnalyticsService) returns.
+//!
+//! Owns the two steps of a call: reading a JSON POST body (when there is one to read),
+//! then awaiting the inner service and wrapping its response body in an observer. Never
+//! changes the response; an error from the inner service passes through, its exchange
+//! ended as unanswered. Polled after it completed, it panics with a message saying so.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::open::Capturing;
+use super::shared::Shared;
+use crate::body::{ObservedBody, ReplayBody, ResponseTap};
+use crate::exchange::{End, Exchange};
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>>,
+    B: Body,
+{
+    /// Reads the body of `capturing`'s request before calling its service.
+    pub(crate) fn capturing(capturing: Capturing<S, B>, shared: Arc<Shared>) -> Self {
+        Self {
+            state: State::Capturing {
+                capturing: Some(capturing),
+            },
+            shared,
+        }
+    }
+
+    /// Awaits a call already made.
+    pub(crate) fn calling(
+        future: S::Future,
+        exchange: Option<Exchange>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            state: State::Calling { future, exchange },
+            shared,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`AnalyticsService`]: reads a JSON POST body (when there is one to
+    /// read), then resolves to the inner service's response with its body observed.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        B: Body,
+    {
+        #[pin]
+        state: State<S, B>,
+        shared: Arc<Shared>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<ReplayBody<B>>>,
+        B: Body,
+    {
+        Capturing {
+            capturing: Option<Capturing<S, B>>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+            exchange: Option<Exchange>,
+        },
+        Done,
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ObservedBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Capturing { capturing } => {
+                    let current = capturing
+                        .as_mut()
+                        .expect("ResponseFuture polled after the inner service's `call` panicked");
+                    let captured = ready!(current.capture.poll_capture(current.body.as_mut(), cx));
+                    let current = capturing
+                        .take()
+                        .expect("ResponseFuture polled after the inner service's `call` panicked");
+                    let (future, exchange) = current.open(captured, this.shared);
+                    this.state.set(State::Calling { future, exchange });
+                }
+                StateProj::Calling { future, exchange } => {
+                    let result = ready!(future.poll(cx));
+                    let exchange = exchange.take();
+                    this.state.set(State::Done);
+                    return Poll::Ready(match result {
+                        Ok(response) => {
+                            let (head, body) = response.into_parts();
+                            let limit = this.shared.limits.response_capture_limit;
+                            let tap =
+                                exchange.and_then(|ex| ResponseTap::start(ex, &head, &body, limit));
+                            Ok(Response::from_parts(head, ObservedBody::tapped(body, tap)))
+                        }
+                        Err(error) => {
+                            if let Some(exchange) = exchange {
+                                exchange.finish(End::NoResponse);
+                            }
+                            Err(error)
+                        }
+                    });
+                }
+                StateProj::Done => panic!("ResponseFuture polled after completion"),
+            }
+        }
+    }
+}
