@@ -21,12 +21,13 @@ use bytes::Bytes;
 use http::StatusCode;
 use tokio::sync::{Notify, mpsc};
 
+use crate::delivery::Recorder;
 use crate::delivery::recorder::Envelope;
-use crate::delivery::{Counters, Recorder};
 use crate::event::ResponseKind;
 use crate::exchange::{Call, End, Finished, RequestInfo};
 use crate::protocol::jsonrpc::parse_client_body;
 use crate::protocol::sse::SseDecoder;
+use crate::stats::Counters;
 
 use crate::delivery::WAKE_EVERY;
 use crate::delivery::config::DEFAULT_QUEUE_BYTES as QUEUE_BYTES;

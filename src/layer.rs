@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tower_layer::Layer;
 
-use crate::delivery::{ShutdownReport, Stats, WorkerControl};
+use crate::delivery::WorkerControl;
 use crate::service::{AnalyticsService, Shared};
+use crate::stats::{ShutdownReport, Stats};
 
 /// A tower [`Layer`] that turns the MCP traffic of an HTTP server into analytics events.
 ///

@@ -53,7 +53,8 @@
 //   exchange/             one request's calls in flight, its facts (Origin), their byte budget
 //   hooks/                everything a server can hook, and running the request hooks
 //   delivery/             the worker and its stages: recorder -> build -> enrich -> privacy
-//                         -> batch -> sink, where it runs, and the counters
+//                         -> batch -> sink, and where it runs
+//   stats.rs              the counters that account for every event
 //   privacy/              what of a request may leave the process, and how big
 //   session/              the session rules and their stores (memory, Redis)
 //   event/                the Event record, its ids and times
@@ -72,10 +73,11 @@ mod protocol;
 mod service;
 mod session;
 pub mod sink;
+mod stats;
 
 pub use body::{ObservedBody, ReplayBody};
 pub use builder::AnalyticsLayerBuilder;
-pub use delivery::{AnalyticsWorker, Dropped, HookPanics, ShutdownReport, Stats, WorkerRuntime};
+pub use delivery::{AnalyticsWorker, WorkerRuntime};
 pub use event::{Event, EventError, Outcome, RawJson, ResponseKind};
 pub use hooks::identity;
 pub use hooks::{McpMessage, RequestView, UserIdentity};
@@ -88,6 +90,7 @@ pub use session::{
     ClientNote, ClientQuery, ClientUpdate, ClientsFuture, MemorySessionStore, SessionMode,
     SessionRequest, SessionStore, SharedClient, StoreError, StoreFuture,
 };
+pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
 
 /// The Redis client the [`RedisSessionStore`] is built on (cargo feature `redis`), for
 /// [`RedisSessionStore::with_connection`].

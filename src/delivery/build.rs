@@ -13,7 +13,6 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::value::RawValue;
 
-use super::DropReason;
 use crate::event::ids::new_id;
 use crate::event::time::rfc3339_millis;
 use crate::event::{Event, EventError, Outcome, RawJson};
@@ -21,6 +20,7 @@ use crate::exchange::{Call, End, Finished, Origin};
 use crate::hooks::UserIdentity;
 use crate::privacy::{Privacy, removed};
 use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags};
+use crate::stats::DropReason;
 
 /// The events of one exchange and what the next stage resolves them from.
 pub(crate) struct Built {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::stats::Counters;
+use crate::stats::Counters;
 
 /// How long without a loss of a kind ends its episode.
 pub(crate) const QUIET: Duration = Duration::from_secs(10);
@@ -188,7 +188,7 @@ fn summarize(loss: Loss, episode: Episode, end: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::DropReason;
+    use crate::stats::DropReason;
 
     #[tokio::test(start_paused = true)]
     async fn an_episode_ends_after_a_quiet_period() {

@@ -1,5 +1,5 @@
-//! Getting events out: the request path's non-blocking hand-off, the background worker
-//! and its pipeline, and the counters that account for every event.
+//! Getting events out: the request path's non-blocking hand-off, and the background worker
+//! with its pipeline (every event it takes or loses is counted in `crate::stats`).
 //!
 //! The request path only ever calls `Recorder::record`, which never awaits, never takes
 //! a lock and never fails the request: a full queue drops the exchange and counts it.
@@ -18,7 +18,6 @@ mod pace;
 pub(crate) mod recorder;
 mod retry;
 mod spawn;
-mod stats;
 mod worker;
 
 pub use batch::Batch;
@@ -27,8 +26,6 @@ pub(crate) use enrich::Enricher;
 pub(crate) use recorder::Recorder;
 pub use spawn::{AnalyticsWorker, WorkerRuntime};
 pub(crate) use spawn::{WorkerControl, spawn};
-pub(crate) use stats::{Counters, DropReason, HookKind};
-pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
 #[cfg(feature = "bench-internals")]
 pub(crate) use worker::WAKE_EVERY;
 pub(crate) use worker::pipeline;

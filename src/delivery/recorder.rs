@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::stats::{Counters, DropReason};
 use crate::exchange::Finished;
+use crate::stats::{Counters, DropReason};
 
 /// What travels to the worker.
 // Almost every envelope is an exchange; boxing it to shrink the two rare variants would

@@ -37,9 +37,9 @@ use super::episodes::{Episodes, Loss};
 use super::pace::Pace;
 use super::recorder::{Envelope, Recorder};
 use super::spawn::{AnalyticsWorker, WorkerControl};
-use super::stats::{Counters, DropReason};
 use crate::privacy::Privacy;
 use crate::sink::{Kind, Sink};
+use crate::stats::{Counters, DropReason};
 
 /// The request path's recorder and the worker that drains its queue (not yet running),
 /// with the control that stops it.

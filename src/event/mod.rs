@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use raw::RawJson;
 pub use user::UserIdentity;
 
-use crate::delivery::DropReason;
+use crate::stats::DropReason;
 
 /// One MCP request (or client notification) as seen by the layer, ready for a sink.
 ///

@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::{IdentifyFn, PropertiesFn, RequestView, SessionKeyFn, TagsFn, UserIdentity};
-use crate::delivery::{Counters, HookKind};
+use crate::stats::{Counters, HookKind};
 
 /// The hooks a layer was built with.
 #[derive(Clone, Default)]

@@ -33,9 +33,9 @@ use transcode::{Failure, Pass, transcode};
 pub use truncate::PayloadLimits;
 pub(crate) use truncate::removed;
 
-use crate::delivery::DropReason;
 use crate::event::{Event, RawJson};
 use crate::hooks::{RedactEventFn, RedactFn};
+use crate::stats::DropReason;
 
 /// The privacy settings of a layer.
 pub(crate) struct Privacy {

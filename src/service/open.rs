@@ -17,11 +17,11 @@ use tower_service::Service;
 
 use super::shared::Shared;
 use crate::body::{Capture, Captured, ReplayBody};
-use crate::delivery::DropReason;
 use crate::exchange::retention::{COPY_AT_MOST, Reserved};
 use crate::exchange::{Exchange, RequestInfo};
 use crate::hooks::RequestView;
 use crate::protocol::jsonrpc::{ClientMessage, parse_client_body};
+use crate::stats::DropReason;
 
 /// Everything needed to call the inner service once the body has been read.
 pub(crate) struct Capturing<S, B> {

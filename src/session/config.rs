@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{GuardedStore, MemorySessionStore, SessionMode, SessionStore, Sessions};
-use crate::delivery::Counters;
+use crate::stats::Counters;
 
 /// Default most users, sessions and clients remembered in memory.
 pub(crate) const DEFAULT_CAPACITY: usize = 100_000;

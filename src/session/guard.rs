@@ -16,8 +16,8 @@ use tokio::time::Instant;
 
 use super::clients::{ClientUpdate, SharedClient};
 use super::{MemorySessionStore, SessionRequest, SessionStore, StoreError};
-use crate::delivery::Counters;
 use crate::event::ids::new_id;
+use crate::stats::Counters;
 
 /// First pause after a failure; it doubles while the store keeps failing.
 const FIRST_PAUSE: Duration = Duration::from_secs(1);

@@ -21,13 +21,13 @@ use std::time::SystemTime;
 use clients::{ClientDirectory, Resolution, display_name};
 use identities::IdentityCache;
 
-use super::Counters;
 use super::build::{Built, ClientInfo, Unresolved};
 use crate::event::Event;
 use crate::event::ids::new_id;
 use crate::session::{
     ClientNote, ClientQuery, ClientUpdate, Decision, SessionConfig, SessionRequest, Sessions,
 };
+use crate::stats::Counters;
 
 /// Most ended sessions remembered until the next batch tells a shared store.
 const MAX_FORGOTTEN: usize = 1024;
