@@ -29,9 +29,7 @@ where
     /// Reads the body of `capturing`'s request before calling its service.
     pub(crate) fn capturing(capturing: Capturing<S, B>, shared: Arc<Shared>) -> Self {
         Self {
-            state: State::Capturing {
-                capturing: Some(capturing),
-            },
+            state: State::Capturing { capturing },
             shared,
         }
     }
@@ -65,13 +63,14 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
+    #[project_replace = StateTaken]
     enum State<S, B>
     where
         S: Service<Request<ReplayBody<B>>>,
         B: Body,
     {
         Capturing {
-            capturing: Option<Capturing<S, B>>,
+            capturing: Capturing<S, B>,
         },
         Calling {
             #[pin]
@@ -95,15 +94,15 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Capturing { capturing } => {
-                    let current = capturing
-                        .as_mut()
-                        .expect("ResponseFuture polled after the inner service's `call` panicked");
-                    let captured = ready!(current.capture.poll_capture(current.body.as_mut(), cx));
-                    let current = capturing
-                        .take()
-                        .expect("ResponseFuture polled after the inner service's `call` panicked");
-                    let (future, exchange) = current.open(captured, this.shared);
-                    this.state.set(State::Calling { future, exchange });
+                    let captured =
+                        ready!(capturing.capture.poll_capture(capturing.body.as_mut(), cx));
+                    // Done while the inner service is called: should its `call` panic, a
+                    // later poll says so instead of waiting forever.
+                    let taken = this.state.as_mut().project_replace(State::Done);
+                    if let StateTaken::Capturing { capturing } = taken {
+                        let (future, exchange) = capturing.open(captured, this.shared);
+                        this.state.set(State::Calling { future, exchange });
+                    }
                 }
                 StateProj::Calling { future, exchange } => {
                     let result = ready!(future.poll(cx));
@@ -125,7 +124,9 @@ where
                         }
                     });
                 }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
+                StateProj::Done => {
+                    panic!("ResponseFuture polled after completion (or after its service panicked)")
+                }
             }
         }
     }
