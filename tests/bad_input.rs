@@ -30,7 +30,7 @@ use tower_mcp_analytics::{
 #[path = "support/test_body.rs"]
 mod test_body;
 
-use test_body::{Item, TestBody, TestError};
+use test_body::{Item, TestBody, TestError, chunked, data_of, drain};
 
 /// A response body fed by the test through a channel: pending while the sender lives.
 struct ChannelBody(mpsc::UnboundedReceiver<Bytes>);
@@ -47,36 +47,6 @@ impl Body for ChannelBody {
             .poll_recv(cx)
             .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
     }
-}
-
-async fn drain<B>(mut body: B) -> Vec<Item>
-where
-    B: Body<Data = Bytes, Error = TestError> + Unpin,
-{
-    let mut seen = Vec::new();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => match frame.into_data() {
-                Ok(data) => seen.push(Item::Data(data)),
-                Err(frame) => seen.push(Item::Trailers(frame.into_trailers().unwrap())),
-            },
-            Err(error) => {
-                seen.push(Item::Error(error.0));
-                break;
-            }
-        }
-    }
-    seen
-}
-
-fn data_of(items: &[Item]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for item in items {
-        if let Item::Data(d) = item {
-            out.extend_from_slice(d);
-        }
-    }
-    out
 }
 
 /// Polls once without waiting: true when the body has nothing to give right now.
@@ -105,13 +75,21 @@ fn json_response(status: u16, body: impl Into<Bytes>) -> Response<ResBody> {
         .unwrap()
 }
 
-fn sse_response(
+/// A 200 response of `content_type` streaming `body`.
+fn streaming(
+    content_type: &'static str,
     body: impl Body<Data = Bytes, Error = TestError> + Send + 'static,
 ) -> Response<ResBody> {
     Response::builder()
-        .header("content-type", "text/event-stream")
+        .header("content-type", content_type)
         .body(boxed(body))
         .unwrap()
+}
+
+fn sse_response(
+    body: impl Body<Data = Bytes, Error = TestError> + Send + 'static,
+) -> Response<ResBody> {
+    streaming("text/event-stream", body)
 }
 
 /// A layer over an inner service that reads the whole request body (recording its frames
@@ -155,11 +133,32 @@ fn post_json(bytes: impl Into<Bytes>) -> Request<TestBody> {
     post("application/json", TestBody::bytes(bytes))
 }
 
-fn layer(
-    sink: &MemorySink,
+/// A sink, a layer delivering to it as `configure` sets it up, and an empty log of what
+/// the inner service saw.
+fn rig(
     configure: impl FnOnce(AnalyticsLayerBuilder) -> AnalyticsLayerBuilder,
-) -> AnalyticsLayer {
-    configure(AnalyticsLayer::builder().sink(sink.clone())).build()
+) -> (MemorySink, AnalyticsLayer, Seen) {
+    let sink = MemorySink::new();
+    let layer = configure(AnalyticsLayer::builder().sink(sink.clone())).build();
+    (sink, layer, Seen::default())
+}
+
+/// The frames the inner service read of the latest request, taken off the log.
+fn take_seen(seen: &Seen) -> Vec<Item> {
+    seen.lock()
+        .unwrap()
+        .pop()
+        .expect("the inner service read a request")
+}
+
+/// Flushes, then checks that nothing was recorded and `unparsed` requests were counted
+/// as unparsed; returns the stats.
+async fn assert_unparsed_only(layer: &AnalyticsLayer, unparsed: u64) -> Stats {
+    layer.flush().await;
+    let stats = layer.stats();
+    assert_eq!(stats.recorded, 0, "{stats:?}");
+    assert_eq!(stats.requests_unparsed, unparsed, "{stats:?}");
+    stats
 }
 
 /// Sends a request, reads the whole response; returns (status, headers, frames).
@@ -175,6 +174,19 @@ where
         .expect("inner service answered");
     let (head, body) = response.into_parts();
     (head.status, head.headers, drain(body).await)
+}
+
+/// Sends a request and checks that the client got the inner service's 200 with [`OK`];
+/// returns the response headers.
+async fn send_ok<S>(service: &S, request: Request<TestBody>) -> HeaderMap
+where
+    S: Service<Request<TestBody>, Response = Response<ObservedBody<ResBody>>, Error = TestError>
+        + Clone,
+{
+    let (status, headers, frames) = send(service, request).await;
+    assert_eq!(status, 200);
+    assert_eq!(data_of(&frames), OK);
+    headers
 }
 
 fn assert_balanced(stats: &Stats) {
@@ -200,9 +212,7 @@ fn tools_call(id: i64, name: &str, arguments: &str) -> String {
 
 #[tokio::test]
 async fn malformed_json_reaches_the_server_unchanged_and_is_counted_unparsed() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let bodies: &[&[u8]] = &[
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","#,
@@ -218,28 +228,22 @@ async fn malformed_json_reaches_the_server_unchanged_and_is_counted_unparsed() {
         b"\x00\x01\x02\xff",
     ];
     for body in bodies {
-        let chunks: Vec<Bytes> = body.chunks(3).map(Bytes::copy_from_slice).collect();
-        let (status, headers, frames) =
-            send(&svc, post("application/json", TestBody::chunks(&chunks))).await;
+        let chunks: Vec<Bytes> = chunked(body, 3);
+        let (status, headers, frames) = send(&svc, post_chunks(&chunks, &[])).await;
         assert_eq!(status, 200);
         assert_eq!(headers["x-inner"], "yes");
         assert_eq!(data_of(&frames), OK);
-        let inner = seen.lock().unwrap().pop().unwrap();
+        let inner = take_seen(&seen);
         assert_eq!(data_of(&inner), *body, "the server saw other bytes");
     }
-    layer.flush().await;
-    let stats = layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, bodies.len() as u64, "{stats:?}");
+    let stats = assert_unparsed_only(&layer, bodies.len() as u64).await;
     assert!(sink.events().is_empty());
     assert_balanced(&stats);
 }
 
 #[tokio::test]
 async fn a_malformed_body_falls_back_to_the_mcp_method_headers() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo""#;
     let request = Request::post("/mcp")
@@ -264,9 +268,7 @@ async fn a_malformed_body_falls_back_to_the_mcp_method_headers() {
 
 #[tokio::test]
 async fn json_without_requests_makes_no_event() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(202, "")));
     let bodies: &[&[u8]] = &[
         // A client's answer to a server request is JSON-RPC, and no event.
@@ -280,7 +282,7 @@ async fn json_without_requests_makes_no_event() {
     for (i, body) in bodies.iter().enumerate() {
         let (status, _, _) = send(&svc, post_json(&body[..])).await;
         assert_eq!(status, 202);
-        assert_eq!(data_of(&seen.lock().unwrap().pop().unwrap()), *body);
+        assert_eq!(data_of(&take_seen(&seen)), *body);
         if i == 1 {
             assert_eq!(
                 layer.stats().requests_unparsed,
@@ -300,9 +302,7 @@ async fn json_without_requests_makes_no_event() {
 // counted in `requests_unparsed`, so such requests still show in `stats()`.
 #[tokio::test]
 async fn json_that_is_not_json_rpc_counts_as_unparsed() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (_sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(400, "")));
     let deep_object = format!("{}1{}", r#"{"a":"#.repeat(DEPTH), "}".repeat(DEPTH));
     let bodies: Vec<&[u8]> = vec![
@@ -315,10 +315,7 @@ async fn json_that_is_not_json_rpc_counts_as_unparsed() {
     for body in &bodies {
         send(&svc, post_json(body.to_vec())).await;
     }
-    layer.flush().await;
-    let stats = layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, bodies.len() as u64, "{stats:?}");
+    assert_unparsed_only(&layer, bodies.len() as u64).await;
 }
 
 // A duplicate key inside `params` or `_meta` (`"name"` twice, `"progressToken"` twice)
@@ -326,9 +323,7 @@ async fn json_that_is_not_json_rpc_counts_as_unparsed() {
 // wins) still run the call, so otherwise a client could hide tool calls from analytics.
 #[tokio::test]
 async fn a_duplicate_key_inside_params_loses_only_that_key() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let bodies = [
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","_meta":{"progressToken":1,"progressToken":2}}}"#,
@@ -336,10 +331,7 @@ async fn a_duplicate_key_inside_params_loses_only_that_key() {
     ];
     for body in bodies {
         send(&svc, post_json(body)).await;
-        assert_eq!(
-            data_of(&seen.lock().unwrap().pop().unwrap()),
-            body.as_bytes()
-        );
+        assert_eq!(data_of(&take_seen(&seen)), body.as_bytes());
     }
     layer.flush().await;
     let stats = layer.stats();
@@ -353,9 +345,7 @@ async fn a_duplicate_key_inside_params_loses_only_that_key() {
 // (the request is counted as unparsed), whatever its positional contents.
 #[tokio::test]
 async fn an_array_inside_a_batch_is_not_a_message() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| {
         Ok(json_response(
             200,
@@ -372,17 +362,11 @@ async fn an_array_inside_a_batch_is_not_a_message() {
 
 #[tokio::test]
 async fn requests_that_are_not_json_posts_are_passed_through_untouched() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (_sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let body = tools_call(1, "echo", r#"{"text":"hi"}"#);
-    let chunks: Vec<Bytes> = body
-        .as_bytes()
-        .chunks(7)
-        .map(Bytes::copy_from_slice)
-        .chain([Bytes::new()])
-        .collect();
+    let mut chunks = chunked(body.as_bytes(), 7);
+    chunks.push(Bytes::new());
     let original: Vec<Item> = chunks.iter().cloned().map(Item::Data).collect();
     let cases: Vec<(Method, Option<&str>)> = vec![
         (Method::POST, Some("text/plain")),
@@ -400,15 +384,9 @@ async fn requests_that_are_not_json_posts_are_passed_through_untouched() {
             request = request.header("content-type", *ct);
         }
         let request = request.body(TestBody::chunks(&chunks)).unwrap();
-        let (status, _, frames) = send(&svc, request).await;
-        assert_eq!(status, 200);
-        assert_eq!(data_of(&frames), OK);
+        send_ok(&svc, request).await;
         // Not read at all: the very same frames, the empty one included.
-        assert_eq!(
-            seen.lock().unwrap().pop().unwrap(),
-            original,
-            "{method} {content_type:?}"
-        );
+        assert_eq!(take_seen(&seen), original, "{method} {content_type:?}");
     }
     // A content type that is not valid UTF-8 is not JSON either.
     let request = Request::post("/mcp")
@@ -419,19 +397,14 @@ async fn requests_that_are_not_json_posts_are_passed_through_untouched() {
         .body(TestBody::chunks(&chunks))
         .unwrap();
     send(&svc, request).await;
-    assert_eq!(seen.lock().unwrap().pop().unwrap(), original);
+    assert_eq!(take_seen(&seen), original);
 
-    layer.flush().await;
-    let stats = layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, 0, "{stats:?}");
+    assert_unparsed_only(&layer, 0).await;
 }
 
 #[tokio::test]
 async fn empty_bodies_are_unparsed() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (_sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(400, "")));
     let bodies = vec![
         TestBody::new(Vec::new()),
@@ -444,19 +417,14 @@ async fn empty_bodies_are_unparsed() {
         let (status, _, frames) = send(&svc, post("application/json", body)).await;
         assert_eq!(status, 400);
         assert!(data_of(&frames).is_empty());
-        assert_eq!(data_of(&seen.lock().unwrap().pop().unwrap()), *want);
+        assert_eq!(data_of(&take_seen(&seen)), *want);
     }
-    layer.flush().await;
-    let stats = layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, 4, "{stats:?}");
+    assert_unparsed_only(&layer, 4).await;
 }
 
 #[tokio::test]
 async fn invalid_utf8_inside_json_strings() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let with_junk = |template: &str| -> Vec<u8> {
         let (a, b) = template.split_once("JUNK").unwrap();
@@ -476,7 +444,7 @@ async fn invalid_utf8_inside_json_strings() {
     for body in &bodies {
         let (_, _, frames) = send(&svc, post_json(body.clone())).await;
         assert_eq!(data_of(&frames), OK);
-        assert_eq!(&data_of(&seen.lock().unwrap().pop().unwrap()), body);
+        assert_eq!(&data_of(&take_seen(&seen)), body);
     }
     layer.flush().await;
     let stats = layer.stats();
@@ -498,11 +466,12 @@ async fn invalid_utf8_inside_json_strings() {
 fn big_call() -> (Vec<u8>, Vec<Bytes>) {
     let padding = "x".repeat(10 * 1024);
     let body = tools_call(1, "upload", &format!(r#"{{"data":"{padding}"}}"#)).into_bytes();
-    let chunks = body.chunks(1000).map(Bytes::copy_from_slice).collect();
+    let chunks = chunked(&body, 1000);
     (body, chunks)
 }
 
-fn big_request(chunks: &[Bytes], headers: &[(&str, &str)]) -> Request<TestBody> {
+/// A JSON POST of `chunks`, with `headers` besides the content type.
+fn post_chunks(chunks: &[Bytes], headers: &[(&str, &str)]) -> Request<TestBody> {
     let mut request = Request::post("/mcp").header("content-type", "application/json");
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -512,17 +481,13 @@ fn big_request(chunks: &[Bytes], headers: &[(&str, &str)]) -> Request<TestBody> 
 
 #[tokio::test]
 async fn a_body_over_the_capture_limit_is_replayed_exactly_and_not_parsed() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.capture_limit(1024));
-    let seen = Seen::default();
+    let (_sink, layer, seen) = rig(|b| b.capture_limit(1024));
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let (body, chunks) = big_call();
     assert!(chunks.len() > 10);
 
-    let (status, _, frames) = send(&svc, big_request(&chunks, &[])).await;
-    assert_eq!(status, 200);
-    assert_eq!(data_of(&frames), OK);
-    let inner = seen.lock().unwrap().pop().unwrap();
+    send_ok(&svc, post_chunks(&chunks, &[])).await;
+    let inner = take_seen(&seen);
     assert_eq!(data_of(&inner), body);
     // The first two chunks (2,000 bytes: past the 1,024 limit) come as one frame, the
     // rest as the client sent them.
@@ -530,17 +495,12 @@ async fn a_body_over_the_capture_limit_is_replayed_exactly_and_not_parsed() {
     expected.extend(chunks[2..].iter().cloned().map(Item::Data));
     assert_eq!(inner, expected);
 
-    layer.flush().await;
-    let stats = layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, 1, "{stats:?}");
+    assert_unparsed_only(&layer, 1).await;
 }
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.capture_limit(1024));
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b.capture_limit(1024));
     let svc = service(&layer, &seen, |request: &[u8]| {
         if request.starts_with(br#"{"jsonrpc":"2.0","method":"notifications"#) {
             Ok(json_response(202, ""))
@@ -558,7 +518,7 @@ async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
     // Plain and base64 `Mcp-Name`.
     send(
         &svc,
-        big_request(
+        post_chunks(
             &chunks,
             &[("mcp-method", "tools/call"), ("mcp-name", "upload")],
         ),
@@ -566,7 +526,7 @@ async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
     .await;
     send(
         &svc,
-        big_request(
+        post_chunks(
             &chunks,
             &[("mcp-method", "tools/call"), ("mcp-name", &encoded)],
         ),
@@ -577,11 +537,11 @@ async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
         "=?base64?{}?=",
         base64::engine::general_purpose::STANDARD.encode("prompts/get")
     );
-    send(&svc, big_request(&chunks, &[("mcp-method", &method)])).await;
+    send(&svc, post_chunks(&chunks, &[("mcp-method", &method)])).await;
     // Broken base64 in the name: the name is dropped, the event stays.
     send(
         &svc,
-        big_request(
+        post_chunks(
             &chunks,
             &[("mcp-method", "tools/call"), ("mcp-name", "=?base64?***?=")],
         ),
@@ -590,24 +550,20 @@ async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
     // Broken base64 in the method, and a method header over 1,024 bytes: no event.
     send(
         &svc,
-        big_request(&chunks, &[("mcp-method", "=?base64?%%%?=")]),
+        post_chunks(&chunks, &[("mcp-method", "=?base64?%%%?=")]),
     )
     .await;
     let long = "m".repeat(2000);
-    send(&svc, big_request(&chunks, &[("mcp-method", &long)])).await;
+    send(&svc, post_chunks(&chunks, &[("mcp-method", &long)])).await;
     // A notification known from its header.
     let padding = "y".repeat(4096);
     let notification = format!(
         r#"{{"jsonrpc":"2.0","method":"notifications/initialized","params":{{"pad":"{padding}"}}}}"#
     );
-    let note_chunks: Vec<Bytes> = notification
-        .as_bytes()
-        .chunks(512)
-        .map(Bytes::copy_from_slice)
-        .collect();
+    let note_chunks: Vec<Bytes> = chunked(notification.as_bytes(), 512);
     send(
         &svc,
-        big_request(&note_chunks, &[("mcp-method", "notifications/initialized")]),
+        post_chunks(&note_chunks, &[("mcp-method", "notifications/initialized")]),
     )
     .await;
 
@@ -651,18 +607,16 @@ async fn a_body_over_the_limit_is_known_from_its_mcp_headers() {
 
 #[tokio::test]
 async fn a_declared_content_length_over_the_limit_is_not_read_at_all() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.capture_limit(1024));
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b.capture_limit(1024));
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let (body, chunks) = big_call();
     let length = body.len().to_string();
     let original: Vec<Item> = chunks.iter().cloned().map(Item::Data).collect();
 
-    send(&svc, big_request(&chunks, &[("content-length", &length)])).await;
+    send(&svc, post_chunks(&chunks, &[("content-length", &length)])).await;
     send(
         &svc,
-        big_request(
+        post_chunks(
             &chunks,
             &[
                 ("content-length", &length),
@@ -673,8 +627,8 @@ async fn a_declared_content_length_over_the_limit_is_not_read_at_all() {
     )
     .await;
     // A declared length that lies (small) or is junk: the body is read up to the limit.
-    send(&svc, big_request(&chunks, &[("content-length", "10")])).await;
-    send(&svc, big_request(&chunks, &[("content-length", "lots")])).await;
+    send(&svc, post_chunks(&chunks, &[("content-length", "10")])).await;
+    send(&svc, post_chunks(&chunks, &[("content-length", "lots")])).await;
 
     let inner = seen.lock().unwrap().clone();
     // Not read: the very same frames.
@@ -693,9 +647,7 @@ async fn a_declared_content_length_over_the_limit_is_not_read_at_all() {
 
 #[tokio::test]
 async fn a_body_that_fails_while_being_read_reaches_the_server_as_the_same_failure() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.capture_limit(1024));
-    let seen = Seen::default();
+    let (_sink, layer, seen) = rig(|b| b.capture_limit(1024));
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let body = tools_call(1, "echo", "{}");
     let (a, b) = body.as_bytes().split_at(20);
@@ -710,16 +662,13 @@ async fn a_body_that_fails_while_being_read_reaches_the_server_as_the_same_failu
     late.push(Item::Error("connection reset".into()));
     for items in [early, late] {
         send(&svc, post("application/json", TestBody::new(items.clone()))).await;
-        let inner = seen.lock().unwrap().pop().unwrap();
+        let inner = take_seen(&seen);
         assert_eq!(data_of(&inner), data_of(&items));
         assert_eq!(inner.last(), Some(&Item::Error("connection reset".into())));
     }
-    layer.flush().await;
-    let stats = layer.stats();
     // The first request's body never completed: no event. The second went over the limit
     // first: unparsed.
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, 1, "{stats:?}");
+    assert_unparsed_only(&layer, 1).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -730,9 +679,7 @@ const DEPTH: usize = 10_000;
 
 #[tokio::test]
 async fn deeply_nested_json_neither_overflows_nor_changes_a_byte() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     let arrays = format!("{}{}", "[".repeat(DEPTH), "]".repeat(DEPTH));
     let objects = format!("{}1{}", r#"{"a":"#.repeat(DEPTH), "}".repeat(DEPTH));
@@ -750,19 +697,9 @@ async fn deeply_nested_json_neither_overflows_nor_changes_a_byte() {
     let mut unparsed = Vec::new();
     for body in [&arrays, &objects, &unclosed, &deep_method, &deep_meta] {
         let before = layer.stats().requests_unparsed;
-        let chunks: Vec<Bytes> = body
-            .as_bytes()
-            .chunks(4096)
-            .map(Bytes::copy_from_slice)
-            .collect();
-        let (status, _, frames) =
-            send(&svc, post("application/json", TestBody::chunks(&chunks))).await;
-        assert_eq!(status, 200);
-        assert_eq!(data_of(&frames), OK);
-        assert_eq!(
-            data_of(&seen.lock().unwrap().pop().unwrap()),
-            body.as_bytes()
-        );
+        let chunks: Vec<Bytes> = chunked(body.as_bytes(), 4096);
+        send_ok(&svc, post_chunks(&chunks, &[])).await;
+        assert_eq!(data_of(&take_seen(&seen)), body.as_bytes());
         unparsed.push(layer.stats().requests_unparsed - before);
     }
     layer.flush().await;
@@ -780,9 +717,7 @@ async fn deeply_nested_json_neither_overflows_nor_changes_a_byte() {
 
 #[tokio::test]
 async fn deeply_nested_arguments_still_make_an_event() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let deep_result = format!(
         r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[],"isError":true,"deep":{}0{}}}}}"#,
         "[".repeat(DEPTH),
@@ -794,12 +729,8 @@ async fn deeply_nested_arguments_still_make_an_event() {
     });
     let args = format!(r#"{{"x":{}1{}}}"#, "[".repeat(DEPTH), "]".repeat(DEPTH));
     let body = tools_call(1, "deep", &args);
-    let chunks: Vec<Bytes> = body
-        .as_bytes()
-        .chunks(999)
-        .map(Bytes::copy_from_slice)
-        .collect();
-    let (_, _, frames) = send(&svc, post("application/json", TestBody::chunks(&chunks))).await;
+    let chunks: Vec<Bytes> = chunked(body.as_bytes(), 999);
+    let (_, _, frames) = send(&svc, post_chunks(&chunks, &[])).await;
     assert_eq!(data_of(&frames), deep_result.as_bytes());
     assert_eq!(data_of(&seen.lock().unwrap()[0]), body.as_bytes());
 
@@ -855,9 +786,7 @@ async fn deeply_nested_arguments_still_make_an_event() {
 // from the raw result when it cannot become a value.
 #[tokio::test]
 async fn deep_results_keep_their_is_error_flag() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| {
         Ok(json_response(
             200,
@@ -915,11 +844,7 @@ async fn a_batch_of_100_000_requests_is_capped() {
     let body = ping_batch();
     // 100,000 pings are ~4.6 MB: over the default 4 MiB capture limit, so raise it.
     assert!(body.len() > tower_mcp_analytics::DEFAULT_CAPTURE_LIMIT);
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| {
-        b.capture_limit(8 << 20).response_capture_limit(8 << 20)
-    });
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b.capture_limit(8 << 20).response_capture_limit(8 << 20));
     // The server answers every ping in one SSE stream, one event per answer.
     let svc = service(&layer, &seen, |_| {
         let events: Vec<Bytes> = (0..ENTRIES)
@@ -931,8 +856,8 @@ async fn a_batch_of_100_000_requests_is_capped() {
             .collect();
         Ok(sse_response(TestBody::chunks(&events)))
     });
-    let chunks: Vec<Bytes> = body.chunks(64 * 1024).map(Bytes::copy_from_slice).collect();
-    let (status, _, frames) = send(&svc, post("application/json", TestBody::chunks(&chunks))).await;
+    let chunks: Vec<Bytes> = chunked(&body, 64 * 1024);
+    let (status, _, frames) = send(&svc, post_chunks(&chunks, &[])).await;
     assert_eq!(status, 200);
     assert_eq!(frames.len(), ENTRIES, "every SSE frame reaches the client");
     assert_eq!(data_of(&seen.lock().unwrap()[0]), body);
@@ -957,24 +882,16 @@ async fn a_batch_of_100_000_requests_is_capped() {
 async fn a_batch_of_100_000_ids_answered_by_one_json_array() {
     let body = ping_batch();
     let answer = pong_batch();
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| {
+    let (sink, layer, seen) = rig(|b| {
         b.capture_limit(8 << 20)
             .response_capture_limit(8 << 20)
             .max_calls_per_request(100)
     });
-    let seen = Seen::default();
     let svc = service(&layer, &seen, {
         let answer = Bytes::from(answer.clone());
         move |_| {
-            let chunks: Vec<Bytes> = (0..answer.len())
-                .step_by(100_000)
-                .map(|i| answer.slice(i..(i + 100_000).min(answer.len())))
-                .collect();
-            Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(boxed(TestBody::chunks(&chunks)))
-                .unwrap())
+            let chunks: Vec<Bytes> = chunked(&answer, 100_000);
+            Ok(streaming("application/json", TestBody::chunks(&chunks)))
         }
     });
     let (_, _, frames) = send(&svc, post_json(body.clone())).await;
@@ -998,10 +915,7 @@ async fn a_batch_of_100_000_ids_answered_by_one_json_array() {
     let svc = service(&default_layer, &seen, |_| Ok(json_response(202, "")));
     send(&svc, post_json(body.clone())).await;
     assert_eq!(data_of(seen.lock().unwrap().last().unwrap()), body);
-    default_layer.flush().await;
-    let stats = default_layer.stats();
-    assert_eq!(stats.recorded, 0, "{stats:?}");
-    assert_eq!(stats.requests_unparsed, 1, "{stats:?}");
+    assert_unparsed_only(&default_layer, 1).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1014,9 +928,7 @@ fn progress_call() -> String {
 
 #[tokio::test]
 async fn an_endless_sse_stream_flows_and_a_dropped_one_is_cancelled() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
     let rx = Arc::new(Mutex::new(Some(rx)));
     let svc = service(&layer, &seen, move |_| {
@@ -1064,9 +976,7 @@ async fn an_endless_sse_stream_flows_and_a_dropped_one_is_cancelled() {
 
 #[tokio::test]
 async fn ten_thousand_keep_alives_then_silence() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let keep_alive = Bytes::from_static(b": keep-alive\n\n");
     let svc = service(&layer, &seen, {
         let keep_alive = keep_alive.clone();
@@ -1099,8 +1009,7 @@ async fn ten_thousand_keep_alives_then_silence() {
 
 #[tokio::test]
 async fn a_response_dropped_before_its_head_is_cancelled() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
+    let (sink, layer, _) = rig(|b| b);
     // The inner service never answers.
     let svc = ServiceBuilder::new()
         .layer(layer.clone())
@@ -1125,9 +1034,7 @@ async fn a_response_dropped_before_its_head_is_cancelled() {
 
 #[tokio::test]
 async fn an_sse_event_over_the_response_limit_is_too_large_but_delivered() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b.response_capture_limit(1 << 20));
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b.response_capture_limit(1 << 20));
     let text = "x".repeat(10 << 20);
     let huge_answer = format!(
         "data: {{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}}]}}}}\n\n"
@@ -1137,10 +1044,7 @@ async fn an_sse_event_over_the_response_limit_is_too_large_but_delivered() {
     );
     for stream in [&huge_answer, &huge_progress] {
         let stream = Bytes::from(stream.clone());
-        let chunks: Vec<Bytes> = (0..stream.len())
-            .step_by(64 * 1024)
-            .map(|i| stream.slice(i..(i + 64 * 1024).min(stream.len())))
-            .collect();
+        let chunks: Vec<Bytes> = chunked(&stream, 64 * 1024);
         let svc = service(&layer, &seen, move |_| {
             Ok(sse_response(TestBody::chunks(&chunks)))
         });
@@ -1159,10 +1063,8 @@ async fn an_sse_event_over_the_response_limit_is_too_large_but_delivered() {
 
 #[tokio::test]
 async fn a_json_response_over_the_limit_is_too_large_but_delivered() {
-    let sink = MemorySink::new();
     let limit = 1 << 20;
-    let layer = layer(&sink, |b| b.response_capture_limit(limit));
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b.response_capture_limit(limit));
     let prefix = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"pad":""#;
     let suffix = r#""}}"#;
     let sized = |len: usize| {
@@ -1170,15 +1072,9 @@ async fn a_json_response_over_the_limit_is_too_large_but_delivered() {
         Bytes::from(format!("{prefix}{pad}{suffix}"))
     };
     for body in [sized(2 * limit), sized(limit + 1), sized(limit)] {
-        let chunks: Vec<Bytes> = (0..body.len())
-            .step_by(100_000)
-            .map(|i| body.slice(i..(i + 100_000).min(body.len())))
-            .collect();
+        let chunks: Vec<Bytes> = chunked(&body, 100_000);
         let svc = service(&layer, &seen, move |_| {
-            Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(boxed(TestBody::chunks(&chunks)))
-                .unwrap())
+            Ok(streaming("application/json", TestBody::chunks(&chunks)))
         });
         let (_, _, frames) = send(&svc, post_json(tools_call(1, "big", "{}"))).await;
         assert_eq!(data_of(&frames), body);
@@ -1193,9 +1089,7 @@ async fn a_json_response_over_the_limit_is_too_large_but_delivered() {
 
 #[tokio::test]
 async fn an_inner_service_error_comes_out_unchanged() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let svc = service(&layer, &seen, |_| Err(TestError("database on fire".into())));
     let body = tools_call(1, "echo", "{}");
     let error = svc
@@ -1222,9 +1116,7 @@ async fn an_inner_service_error_comes_out_unchanged() {
 
 #[tokio::test]
 async fn a_response_body_failing_mid_stream_reaches_the_client() {
-    let sink = MemorySink::new();
-    let layer = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, layer, seen) = rig(|b| b);
     let json_items = vec![
         Item::Data(Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"#)),
         Item::Error("upstream reset".into()),
@@ -1238,12 +1130,7 @@ async fn a_response_body_failing_mid_stream_reaches_the_client() {
     ];
     let json_svc = service(&layer, &seen, {
         let items = json_items.clone();
-        move |_| {
-            Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(boxed(TestBody::new(items.clone())))
-                .unwrap())
-        }
+        move |_| Ok(streaming("application/json", TestBody::new(items.clone())))
     });
     let (_, _, frames) = send(&json_svc, post_json(tools_call(1, "echo", "{}"))).await;
     assert_eq!(frames, json_items);
@@ -1302,9 +1189,7 @@ async fn three_tool_calls(layer: &AnalyticsLayer) {
     let svc = service(layer, &seen, |_| Ok(json_response(200, OK)));
     for i in 0..3 {
         let body = tools_call(i, "echo", "{}");
-        let (status, _, frames) = send(&svc, post_json(body.clone())).await;
-        assert_eq!(status, 200);
-        assert_eq!(data_of(&frames), OK);
+        send_ok(&svc, post_json(body.clone())).await;
         assert_eq!(data_of(&seen.lock().unwrap()[i as usize]), body.as_bytes());
         layer.flush().await;
     }
@@ -1376,9 +1261,7 @@ async fn a_full_queue_drops_events_but_never_requests() {
     let n = 20;
     for i in 0..n {
         let body = tools_call(i, "echo", "{}");
-        let (status, _, frames) = send(&svc, post_json(body.clone())).await;
-        assert_eq!(status, 200);
-        assert_eq!(data_of(&frames), OK);
+        send_ok(&svc, post_json(body.clone())).await;
         // Let the worker pick up what it can.
         tokio::task::yield_now().await;
     }
@@ -1404,13 +1287,11 @@ async fn a_full_queue_drops_events_but_never_requests() {
 /// answer still makes its event), but not into one that already holds something.
 #[tokio::test]
 async fn a_queue_byte_budget_smaller_than_one_exchange_admits_it_only_when_empty() {
-    let sink = MemorySink::new();
     // The worker waits for its hour-long interval or a flush: the first exchange stays queued.
-    let layer = layer(&sink, |b| {
+    let (_sink, layer, seen) = rig(|b| {
         b.queue_bytes(16)
             .flush_interval(std::time::Duration::from_secs(3600))
     });
-    let seen = Seen::default();
     let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
     send(&svc, post_json(tools_call(1, "echo", "{}"))).await;
     send(&svc, post_json(tools_call(2, "echo", "{}"))).await;
@@ -1455,9 +1336,7 @@ async fn shutdown_with_a_hung_sink_gives_up_and_accounts_for_everything() {
     assert!(calls.load(Ordering::SeqCst) >= 1, "the sink was called");
 
     // After shutdown requests still pass; their events are counted as lost to shutdown.
-    let (status, _, frames) = send(&svc, post_json(tools_call(9, "echo", "{}"))).await;
-    assert_eq!(status, 200);
-    assert_eq!(data_of(&frames), OK);
+    send_ok(&svc, post_json(tools_call(9, "echo", "{}"))).await;
     layer.flush().await; // returns at once: the worker is gone
     let stats = layer.stats();
     assert_eq!(stats.recorded, 6);
@@ -1478,9 +1357,7 @@ fn a_layer_built_outside_a_runtime_still_delivers() {
     runtime.block_on(async {
         let seen = Seen::default();
         let svc = service(&layer, &seen, |_| Ok(json_response(200, OK)));
-        let (status, _, frames) = send(&svc, post_json(tools_call(1, "echo", r#"{"a":1}"#))).await;
-        assert_eq!(status, 200);
-        assert_eq!(data_of(&frames), OK);
+        send_ok(&svc, post_json(tools_call(1, "echo", r#"{"a":1}"#))).await;
         layer.flush().await;
         let events = sink.wait_for(1, Duration::from_secs(10)).await;
         assert_eq!(events.len(), 1);
@@ -1508,9 +1385,7 @@ fn a_layer_built_outside_a_runtime_still_delivers() {
 /// event within 100 KiB, with the strings cut and marked.
 #[tokio::test]
 async fn huge_ids_and_methods_are_cut_to_fit_the_event_cap() {
-    let sink = MemorySink::new();
-    let analytics = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, analytics, seen) = rig(|b| b);
     let svc = service(&analytics, &seen, |_| {
         Ok(json_response(
             200,
@@ -1555,9 +1430,7 @@ async fn huge_ids_and_methods_are_cut_to_fit_the_event_cap() {
 /// takes no batches) is one `http_error` event, not one per entry.
 #[tokio::test]
 async fn a_batch_refused_as_a_whole_is_one_event() {
-    let sink = MemorySink::new();
-    let analytics = layer(&sink, |b| b);
-    let seen = Seen::default();
+    let (sink, analytics, seen) = rig(|b| b);
     let svc = service(&analytics, &seen, |_| {
         Ok(json_response(
             415,
@@ -1603,9 +1476,7 @@ async fn a_batch_refused_as_a_whole_is_one_event() {
 /// large arguments become size markers (counted), and the server still gets every byte.
 #[tokio::test]
 async fn large_arguments_past_the_in_flight_budget_become_size_markers() {
-    let sink = MemorySink::new();
-    let analytics = layer(&sink, |b| b.in_flight_bytes(1 << 20));
-    let seen = Seen::default();
+    let (sink, analytics, seen) = rig(|b| b.in_flight_bytes(1 << 20));
     let gate = Arc::new(Semaphore::new(0));
     let svc = service(&analytics, &seen, |_| {
         Ok(json_response(

@@ -18,6 +18,8 @@
 //! `Retry-After: 2` test waits for real.
 
 mod common;
+#[path = "support/echo_call.rs"]
+mod echo_call;
 
 use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
@@ -111,6 +113,11 @@ impl Handed {
     fn attempts(&self) -> Vec<Attempt> {
         self.lock().attempts.clone()
     }
+
+    /// The `attempt` number of each call of `Sink::send`, in order.
+    fn attempt_numbers(&self) -> Vec<u32> {
+        self.lock().attempts.iter().map(|a| a.attempt).collect()
+    }
 }
 
 /// Records every batch it is handed, then lets `inner` make the attempt.
@@ -148,6 +155,14 @@ fn http_sink(collector: &Collector) -> HttpSink {
         .connect_timeout(Duration::from_secs(1))
 }
 
+/// A collector that never answers, and an `HttpSink` to it that waits a minute.
+async fn hung_collector() -> (Collector, HttpSink) {
+    let collector = Collector::start().await;
+    collector.set_default(Reply::Hang);
+    let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+    (collector, sink)
+}
+
 /// A builder with fast retries and a short flush interval.
 fn fast(sink: impl Sink) -> AnalyticsLayerBuilder {
     AnalyticsLayer::builder()
@@ -161,6 +176,16 @@ fn fast(sink: impl Sink) -> AnalyticsLayerBuilder {
 /// that a test knows exactly which events travel together.
 fn on_flush_only(sink: impl Sink) -> AnalyticsLayerBuilder {
     fast(sink).flush_interval(Duration::from_secs(60))
+}
+
+/// A [`start`]ed [`on_flush_only`] layer, further set up by `configure`, sending to
+/// `sink` through a [`tee`]; and what it handed over.
+async fn start_teed(
+    sink: impl Sink,
+    configure: impl FnOnce(AnalyticsLayerBuilder) -> AnalyticsLayerBuilder,
+) -> (AnalyticsLayer, Handed) {
+    let (sink, handed) = tee(sink);
+    (start(configure(on_flush_only(sink))).await, handed)
 }
 
 /// Builds the layer and lets its worker settle before anything is recorded. The worker's
@@ -240,6 +265,16 @@ async fn calls(layer: &AnalyticsLayer, ids: impl IntoIterator<Item = u64>) {
     }
 }
 
+/// `call` for every id in `ids`, then [`flush`].
+async fn calls_and_flush(
+    layer: &AnalyticsLayer,
+    collector: &Collector,
+    ids: impl IntoIterator<Item = u64>,
+) {
+    calls(layer, ids).await;
+    flush(layer, collector).await;
+}
+
 /// `flush()`, failing with the collector's log instead of hanging.
 async fn flush(layer: &AnalyticsLayer, collector: &Collector) {
     if tokio::time::timeout(WAIT, layer.flush()).await.is_err() {
@@ -282,6 +317,19 @@ fn request_ids(events: &[Value]) -> Vec<u64> {
     ids
 }
 
+/// Checks that every event handed to the sink is stored exactly once and that they are
+/// the events of the calls `ids`.
+fn assert_stored_once(collector: &Collector, handed: &Handed, ids: impl IntoIterator<Item = u64>) {
+    let stored = collector.assert_each_event_once(handed.ids());
+    assert_eq!(request_ids(&stored), ids.into_iter().collect::<Vec<_>>());
+}
+
+/// Checks the HTTP status of each of `requests`, in order.
+fn assert_statuses(collector: &Collector, requests: &[Received], expected: &[u16]) {
+    let statuses: Vec<u16> = requests.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, expected, "{}", collector.describe());
+}
+
 /// Requests to the events endpoint, in arrival order.
 fn batch_requests(collector: &Collector) -> Vec<Received> {
     collector
@@ -318,8 +366,7 @@ async fn a_collector_that_goes_down_then_up_gets_every_event_exactly_once() {
         .build();
 
     // Up: a first batch goes through (and leaves a pooled connection behind).
-    calls(&layer, 0..5).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..5).await;
     assert_eq!(
         collector.stored_events().len(),
         5,
@@ -368,20 +415,13 @@ async fn a_collector_that_goes_down_then_up_gets_every_event_exactly_once() {
 async fn server_errors_are_retried_with_the_same_batch_id_and_bytes() {
     let collector = Collector::start().await;
     collector.script([Reply::Status(500), Reply::Status(500)]);
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b).await;
 
     // Enough events for a gzip body: retries must re-send the same compressed bytes.
-    calls(&layer, 0..10).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..10).await;
 
     let requests = batch_requests(&collector);
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [500, 500, 202],
-        "{}",
-        collector.describe()
-    );
+    assert_statuses(&collector, &requests, &[500, 500, 202]);
     let first = &requests[0];
     let batch_id = first.batch_id().expect("a batch id").to_owned();
     for r in &requests {
@@ -410,8 +450,7 @@ async fn server_errors_are_retried_with_the_same_batch_id_and_bytes() {
             .all(|a| a.batch_id == batch_id && a.events == 10)
     );
 
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..10).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..10);
     collector.assert_wire_format(None);
     let stats = layer.stats();
     assert_eq!(stats.retries, 2, "{stats:?}");
@@ -425,8 +464,7 @@ async fn server_errors_are_retried_with_the_same_batch_id_and_bytes() {
 async fn retry_after_pauses_all_sending_then_delivers() {
     let collector = Collector::start().await;
     collector.script([Reply::StatusWithRetryAfter(429, "2".into())]);
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink).batch_size(3)).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b.batch_size(3)).await;
 
     calls(&layer, 0..3).await;
     let first = collector.wait_for_requests(1, WAIT).await;
@@ -438,8 +476,7 @@ async fn retry_after_pauses_all_sending_then_delivers() {
     );
     // Once the layer has the 429, a second batch sealed during the pause must wait too.
     eventually("the 429 to reach the worker", || layer.stats().retries == 1).await;
-    calls(&layer, 3..6).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 3..6).await;
 
     let requests = batch_requests(&collector);
     let refused_at = requests[0].at;
@@ -462,8 +499,7 @@ async fn retry_after_pauses_all_sending_then_delivers() {
         "the refused batch is sent again once, with its id"
     );
 
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..6).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..6);
     let stats = layer.stats();
     assert_eq!(stats.retries, 1, "{stats:?}");
     assert_eq!(stats.delivered, 6, "{stats:?}");
@@ -475,11 +511,9 @@ async fn retry_after_pauses_all_sending_then_delivers() {
 async fn a_400_is_not_retried_and_counts_as_rejected() {
     let collector = Collector::start().await;
     collector.script([Reply::Status(400)]);
-    let (sink, _handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, _handed) = start_teed(http_sink(&collector), |b| b).await;
 
-    calls(&layer, 0..3).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..3).await;
     // Longer than any retry could wait with this backoff.
     tokio::time::sleep(ms(300)).await;
 
@@ -492,8 +526,7 @@ async fn a_400_is_not_retried_and_counts_as_rejected() {
     assert_balanced(&stats);
 
     // The next batch is unaffected.
-    calls(&layer, 3..5).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 3..5).await;
     assert_eq!(collector.statuses(), [400, 202]);
     assert_eq!(request_ids(&collector.stored_events()), [3, 4]);
     let stats = layer.stats();
@@ -522,11 +555,9 @@ async fn a_413_splits_the_batch_and_both_halves_are_delivered() {
     let collector = Collector::start().await;
     // A batch of 8 is about 8 * size + 150 bytes, a half about 4 * size + 150.
     collector.set_default(Reply::TooLargeAbove(6 * size));
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b).await;
 
-    calls(&layer, 0..8).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..8).await;
 
     let requests = batch_requests(&collector);
     assert_eq!(
@@ -550,8 +581,7 @@ async fn a_413_splits_the_batch_and_both_halves_are_delivered() {
         "the halves carry the refused batch's events"
     );
 
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..8).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..8);
     collector.assert_wire_format(None);
     let stats = layer.stats();
     assert_eq!(stats.dropped.too_large, 0, "{stats:?}");
@@ -568,10 +598,8 @@ async fn a_413_splits_until_the_parts_fit_and_drops_only_a_single_event_too_larg
     // Halves are still too large; quarters fit.
     let collector = Collector::start().await;
     collector.set_default(Reply::TooLargeAbove(3 * size));
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink)).await;
-    calls(&layer, 0..8).await;
-    flush(&layer, &collector).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b).await;
+    calls_and_flush(&layer, &collector, 0..8).await;
     let statuses = collector.statuses();
     assert_eq!(
         statuses.iter().filter(|s| **s == 413).count(),
@@ -585,8 +613,7 @@ async fn a_413_splits_until_the_parts_fit_and_drops_only_a_single_event_too_larg
         "{}",
         collector.describe()
     );
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..8).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..8);
     let stats = layer.stats();
     assert_eq!(
         (stats.delivered, stats.dropped.too_large),
@@ -599,8 +626,7 @@ async fn a_413_splits_until_the_parts_fit_and_drops_only_a_single_event_too_larg
     let collector = Collector::start().await;
     collector.set_default(Reply::TooLargeAbove(size / 2));
     let layer = start(on_flush_only(http_sink(&collector))).await;
-    calls(&layer, 0..4).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..4).await;
     // 4 -> 2 + 2 -> 1 + 1 + 1 + 1: seven refusals.
     assert_eq!(collector.statuses(), [413; 7], "{}", collector.describe());
     let stats = layer.stats();
@@ -617,34 +643,20 @@ async fn a_413_splits_until_the_parts_fit_and_drops_only_a_single_event_too_larg
 async fn a_collector_answering_503_forever_exhausts_the_retries() {
     let collector = Collector::start().await;
     collector.set_default(Reply::Status(503));
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink).max_attempts(3)).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b.max_attempts(3)).await;
 
-    calls(&layer, 0..4).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..4).await;
     // Longer than another retry could wait with this backoff.
     tokio::time::sleep(ms(300)).await;
 
     let requests = batch_requests(&collector);
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [503, 503, 503],
-        "{}",
-        collector.describe()
-    );
+    assert_statuses(&collector, &requests, &[503, 503, 503]);
     assert!(
         requests
             .iter()
             .all(|r| r.batch_id() == requests[0].batch_id())
     );
-    assert_eq!(
-        handed
-            .attempts()
-            .iter()
-            .map(|a| a.attempt)
-            .collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(handed.attempt_numbers(), [1, 2, 3]);
     let stats = layer.stats();
     assert_eq!(stats.dropped.retries_exhausted, 4, "{stats:?}");
     assert_eq!(stats.retries, 2, "{stats:?}");
@@ -658,19 +670,12 @@ async fn a_timed_out_attempt_is_retried_and_deduplicated_on_the_batch_id() {
     // The first attempt hangs; the second is processed but answered too late for the
     // sink's timeout (the collector keeps it); the third is answered at once.
     collector.script([Reply::Hang, Reply::Delay(ms(600), 202)]);
-    let (sink, handed) = tee(http_sink(&collector).timeout(ms(300)));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, handed) = start_teed(http_sink(&collector).timeout(ms(300)), |b| b).await;
 
-    calls(&layer, 0..4).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..4).await;
 
     let requests = batch_requests(&collector);
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [0, 202, 202],
-        "{}",
-        collector.describe()
-    );
+    assert_statuses(&collector, &requests, &[0, 202, 202]);
     assert!(
         requests
             .iter()
@@ -679,8 +684,7 @@ async fn a_timed_out_attempt_is_retried_and_deduplicated_on_the_batch_id() {
     assert!(requests.iter().all(|r| r.raw_body == requests[0].raw_body));
     // Accepted twice, stored once.
     assert_eq!(collector.accepted_events().len(), 8);
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), [0, 1, 2, 3]);
+    assert_stored_once(&collector, &handed, 0..4);
     let stats = layer.stats();
     assert_eq!(
         (stats.retries, stats.delivered, stats.batches),
@@ -698,9 +702,7 @@ async fn a_timed_out_attempt_is_retried_and_deduplicated_on_the_batch_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_collector_leaves_requests_alone_and_the_queue_bounded() {
     const CAPACITY: u64 = 10;
-    let collector = Collector::start().await;
-    collector.set_default(Reply::Hang);
-    let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+    let (collector, sink) = hung_collector().await;
     let analytics = fast(sink)
         .queue_capacity(CAPACITY as usize)
         .batch_size(5)
@@ -791,9 +793,7 @@ async fn the_worker_holds_at_most_queue_bytes_of_events_when_the_collector_hangs
     const EVENTS: u64 = 1_000;
     const BYTES: usize = 8 * 1024;
     const SENT: u64 = 300;
-    let collector = Collector::start().await;
-    collector.set_default(Reply::Hang);
-    let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+    let (_collector, sink) = hung_collector().await;
     let analytics = start(
         fast(sink)
             .queue_capacity(EVENTS as usize)
@@ -914,9 +914,7 @@ async fn shutdown_delivers_5000_queued_events_to_a_healthy_collector() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_a_hung_collector_returns_at_the_deadline_with_the_counts() {
-    let collector = Collector::start().await;
-    collector.set_default(Reply::Hang);
-    let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+    let (collector, sink) = hung_collector().await;
     let layer = fast(sink).batch_size(5).build();
 
     calls(&layer, 0..10).await;
@@ -960,31 +958,8 @@ async fn shutdown_with_a_hung_collector_returns_at_the_deadline_with_the_counts(
 /// A `tools/call` with JSON-RPC id `id` through the layer, in process, with less work
 /// around it than [`call`] (no JSON built or parsed by the test): one event.
 async fn light_call(layer: &AnalyticsLayer, id: u64) {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello {id}"}}}}}}"#
-    );
-    let request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(Full::new(Bytes::from(body)))
-        .expect("a valid request");
-    let service = layer.layer(service_fn(|request: Request<ReplayBody<Full<Bytes>>>| async move {
-        let _ = request.into_body().collect().await;
-        Ok::<_, Infallible>(
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from_static(
-                    br#"{"jsonrpc":"2.0","id":0,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
-                )))
-                .expect("a valid response"),
-        )
-    }));
-    let response = service
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|never| match never {});
-    assert_eq!(response.status(), 200);
-    let _ = response.into_body().collect().await;
+    let request = echo_call::echo_request(id, &[("accept", "application/json, text/event-stream")]);
+    assert_eq!(echo_call::through_layer(layer, request).await, 200);
 }
 
 /// `call` for every id in `ids`, `per_tick` of them every 10 ms: a server recording at a
@@ -1072,8 +1047,7 @@ async fn a_failing_collector_never_sees_more_than_two_requests_at_once() {
     assert_eq!((stats.delivered, stats.in_queue), (SENT, 0), "{stats:?}");
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");
     assert_balanced(&stats);
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..SENT).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..SENT);
     assert!(
         collector.most_concurrent() > 2,
         "the backlog opens the window past the floor once batches go through"
@@ -1302,8 +1276,7 @@ async fn a_collector_refusing_every_event_as_too_large_logs_one_warning() {
     collector.set_default(Reply::TooLargeAbove(10));
     let layer = fast(http_sink(&collector)).build();
 
-    calls(&layer, 0..SENT).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..SENT).await;
     let stats = layer.stats();
     assert_eq!(stats.dropped.too_large, SENT, "{stats:?}");
     assert_eq!(logged.lines().len(), 1, "{}", logged.lines().join("\n"));
@@ -1329,23 +1302,19 @@ async fn flush_stats_and_shutdown_work_alike_on_either_worker_runtime() {
         let collector = Collector::start().await;
         let (sink, handed) = tee(http_sink(&collector));
         let layer = fast(sink).worker_runtime(runtime).build();
-        calls(&layer, 0..300).await;
-        flush(&layer, &collector).await;
+        calls_and_flush(&layer, &collector, 0..300).await;
         let stats = layer.stats();
         assert_eq!(
             (stats.recorded, stats.delivered, stats.in_queue),
             (300, 300, 0),
             "{runtime:?}: {stats:?}"
         );
-        let stored = collector.assert_each_event_once(handed.ids());
-        assert_eq!(request_ids(&stored), (0..300).collect::<Vec<_>>());
+        assert_stored_once(&collector, &handed, 0..300);
         let report = layer.shutdown(Duration::from_secs(5)).await;
         assert!(report.flushed, "{runtime:?}: {report:?}");
         assert_eq!(report.stats.delivered, 300, "{runtime:?}: {report:?}");
 
-        let collector = Collector::start().await;
-        collector.set_default(Reply::Hang);
-        let sink = HttpSink::new(collector.url()).timeout(Duration::from_secs(60));
+        let (collector, sink) = hung_collector().await;
         let layer = fast(sink).worker_runtime(runtime).batch_size(5).build();
         calls(&layer, 0..10).await;
         collector.wait_for_requests(2, WAIT).await;
@@ -1399,11 +1368,9 @@ async fn a_dedicated_worker_delivers_while_the_servers_only_thread_is_busy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bodies_decode_to_exactly_the_events_recorded() {
     let collector = Collector::start().await;
-    let (sink, handed) = tee(http_sink(&collector));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, handed) = start_teed(http_sink(&collector), |b| b).await;
 
-    calls(&layer, 0..20).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..20).await;
     call(&layer, 20).await;
     flush(&layer, &collector).await;
 
@@ -1450,18 +1417,15 @@ async fn gzip_bodies_decode_to_exactly_the_events_recorded() {
         assert_eq!(parsed.arguments, event.arguments);
         assert_eq!(parsed.outcome, event.outcome);
     }
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..21).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..21);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_off_never_compresses() {
     let collector = Collector::start().await;
-    let (sink, handed) = tee(http_sink(&collector).gzip(false));
-    let layer = start(on_flush_only(sink)).await;
+    let (layer, handed) = start_teed(http_sink(&collector).gzip(false), |b| b).await;
 
-    calls(&layer, 0..20).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..20).await;
     call(&layer, 20).await;
     flush(&layer, &collector).await;
 
@@ -1479,8 +1443,7 @@ async fn gzip_off_never_compresses() {
             r.wire_problems(None)
         );
     }
-    let stored = collector.assert_each_event_once(handed.ids());
-    assert_eq!(request_ids(&stored), (0..21).collect::<Vec<_>>());
+    assert_stored_once(&collector, &handed, 0..21);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1495,16 +1458,10 @@ async fn api_key_and_extra_headers_are_sent_with_every_batch() {
         .header("bad header name", "ignored");
     let layer = start(on_flush_only(sink)).await;
 
-    calls(&layer, 0..2).await;
-    flush(&layer, &collector).await;
+    calls_and_flush(&layer, &collector, 0..2).await;
 
     let requests = batch_requests(&collector);
-    assert_eq!(
-        requests.iter().map(|r| r.status).collect::<Vec<_>>(),
-        [503, 202],
-        "{}",
-        collector.describe()
-    );
+    assert_statuses(&collector, &requests, &[503, 202]);
     for r in &requests {
         assert_eq!(
             r.header("authorization"),
@@ -1617,14 +1574,7 @@ async fn the_json_lines_sink_and_a_custom_sink_are_retried() {
         .filter_map(common::collector::event_id)
         .collect();
     assert_eq!(line_ids, handed.ids());
-    assert_eq!(
-        handed
-            .attempts()
-            .iter()
-            .map(|a| a.attempt)
-            .collect::<Vec<_>>(),
-        [1, 2]
-    );
+    assert_eq!(handed.attempt_numbers(), [1, 2]);
     let stats = layer.stats();
     assert_eq!(
         (stats.retries, stats.delivered, stats.dropped.total()),

@@ -357,66 +357,115 @@ async fn exercise(client: &common::Client, label: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
-    let label = format!("{lifecycle:?} client, {mode:?}");
-    let start_ms = now_ms();
-    let h = harness(mode).await;
-    let client = match lifecycle {
+/// One run of the scenario: a server mode and a client lifecycle.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    mode: Mode,
+    lifecycle: Lifecycle,
+}
+
+impl Scenario {
+    fn label(self) -> String {
+        format!("{:?} client, {:?}", self.lifecycle, self.mode)
+    }
+
+    /// A legacy client on a stateful server: one MCP session, a GET stream
+    /// and a DELETE on close.
+    fn stateful(self) -> bool {
+        self.mode.is_stateful() && self.lifecycle == Lifecycle::Legacy
+    }
+
+    /// The sorted methods of the events [`exercise`] produces, handshake
+    /// included.
+    fn expected_methods(self) -> Vec<&'static str> {
+        let mut expected = match self.lifecycle {
+            Lifecycle::Legacy => vec!["initialize", "notifications/initialized"],
+            Lifecycle::Modern => vec!["server/discover"],
+        };
+        expected.extend(["tools/list", "prompts/get", "resources/read"]);
+        expected.extend(["tools/call"; 5]);
+        expected.sort_unstable();
+        expected
+    }
+}
+
+/// An rmcp client of `lifecycle` connected to the harness's server.
+async fn connect(h: &Harness, lifecycle: Lifecycle) -> common::Client {
+    match lifecycle {
         Lifecycle::Legacy => common::legacy_client(&h.server.url, LEGACY_CLIENT).await,
         Lifecycle::Modern => common::modern_client(&h.server.url, MODERN_CLIENT).await,
-    };
-    let stateful = mode.is_stateful() && lifecycle == Lifecycle::Legacy;
-    if stateful {
+    }
+}
+
+/// Waits (up to [`WAIT`]) until the wire log has a record that satisfies
+/// `pred`; fails with `what` otherwise.
+async fn assert_wire_saw(h: &Harness, label: &str, what: &str, pred: impl Fn(&WireRecord) -> bool) {
+    assert!(
+        h.wire.wait_for(pred).await,
+        "{label}: {what}: {:?}",
+        h.wire.records()
+    );
+}
+
+/// Connects, runs [`exercise`] and closes the client, checking on the wire
+/// that a stateful session opens its GET stream and ends with a DELETE.
+async fn drive_client(h: &Harness, scenario: Scenario, label: &str) -> anyhow::Result<()> {
+    let client = connect(h, scenario.lifecycle).await;
+    if scenario.stateful() {
         // The legacy client opens its standalone GET stream once the session exists.
-        assert!(
-            h.wire
-                .wait_for(|r| r.method == "GET" && r.status == Some(200))
-                .await,
-            "{label}: no GET stream: {:?}",
-            h.wire.records()
-        );
+        assert_wire_saw(h, label, "no GET stream", |r| {
+            r.method == "GET" && r.status == Some(200)
+        })
+        .await;
     }
-    exercise(&client, &label).await?;
+    exercise(&client, label).await?;
     common::close(client).await?;
-    if stateful {
-        assert!(
-            h.wire
-                .wait_for(|r| r.method == "DELETE" && r.status.is_some())
-                .await,
-            "{label}: no DELETE on close: {:?}",
-            h.wire.records()
-        );
+    if scenario.stateful() {
+        assert_wire_saw(h, label, "no DELETE on close", |r| {
+            r.method == "DELETE" && r.status.is_some()
+        })
+        .await;
     }
+    Ok(())
+}
 
-    let events = h.flushed_events().await;
-    let all = dump(&events);
-
-    // One event per POSTed JSON-RPC message, nothing for GET or DELETE.
+/// One event per POSTed JSON-RPC message, nothing for GET or DELETE; every
+/// event well formed and inside the scenario's wall-clock window, in
+/// arrival order.
+fn assert_one_event_per_post(
+    h: &Harness,
+    events: &[Event],
+    scenario: Scenario,
+    start_ms: i64,
+    label: &str,
+) {
+    let all = dump(events);
     let mut methods: Vec<&str> = events.iter().map(|e| e.method.as_str()).collect();
     methods.sort_unstable();
-    let mut expected = match lifecycle {
-        Lifecycle::Legacy => vec!["initialize", "notifications/initialized"],
-        Lifecycle::Modern => vec!["server/discover"],
-    };
-    expected.extend(["tools/list", "prompts/get", "resources/read"]);
-    expected.extend(["tools/call"; 5]);
-    expected.sort_unstable();
-    assert_eq!(methods, expected, "{label}:\n{all}");
+    assert_eq!(methods, scenario.expected_methods(), "{label}:\n{all}");
     assert_eq!(events.len(), h.wire.count("POST"), "{label}:\n{all}");
 
-    for event in &events {
-        assert_well_formed(event, &label);
+    for event in events {
+        assert_well_formed(event, label);
     }
-    assert_within(&events, start_ms, now_ms(), &label);
+    assert_within(events, start_ms, now_ms(), label);
     // A client's calls are sequential here: arrival times never go backwards.
     let times: Vec<i64> = events
         .iter()
         .filter_map(|e| parse_timestamp(&e.timestamp))
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{label}:\n{all}");
+}
 
-    // Protocol version and client identity.
-    for event in &events {
+/// Protocol version and client identity on every event, and the handshake
+/// event (`initialize` or `server/discover`) with its result.
+fn assert_protocol_and_client(
+    events: &[Event],
+    lifecycle: Lifecycle,
+    label: &str,
+) -> anyhow::Result<()> {
+    let all = dump(events);
+    for event in events {
         let ctx = format!("{label}: {}", serde_json::to_string(event)?);
         match lifecycle {
             Lifecycle::Legacy => {
@@ -440,7 +489,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     }
     match lifecycle {
         Lifecycle::Legacy => {
-            let init = one(&events, "initialize", None);
+            let init = one(events, "initialize", None);
             assert_eq!(init.client_name.as_deref(), Some(LEGACY_CLIENT), "{all}");
             assert_eq!(init.client_version.as_deref(), Some("1.0.0"), "{all}");
             assert_eq!(init.outcome, Outcome::Success, "{all}");
@@ -452,7 +501,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
             // asserted either way here.
         }
         Lifecycle::Modern => {
-            let discover = one(&events, "server/discover", None);
+            let discover = one(events, "server/discover", None);
             assert_eq!(discover.outcome, Outcome::Success, "{all}");
             let versions = &discover.result_value().expect("discover result")["supportedVersions"];
             assert!(
@@ -463,10 +512,13 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
 
-    // Response framing: SSE in the SSE modes; JSON in StatelessJson except
-    // when the tool sends notifications before its result (progress).
-    for event in &events {
+/// Response framing: SSE in the SSE modes; JSON in StatelessJson except
+/// when the tool sends notifications before its result (progress).
+fn assert_response_framing(events: &[Event], mode: Mode, label: &str) -> anyhow::Result<()> {
+    for event in events {
         if event.method.starts_with("notifications/") {
             continue;
         }
@@ -482,9 +534,13 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
             serde_json::to_string(event)?
         );
     }
+    Ok(())
+}
 
-    // Tools.
-    let list = one(&events, "tools/list", None);
+/// tools/list and the five tool calls of [`exercise`], field by field.
+fn assert_tool_events(events: &[Event]) {
+    let all = dump(events);
+    let list = one(events, "tools/list", None);
     assert_eq!(list.outcome, Outcome::Success, "{all}");
     assert_eq!(list.resource_name, None, "{all}");
     let listed = list.result_value().expect("tools/list result")["tools"]
@@ -492,7 +548,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
         .map(Vec::len);
     assert_eq!(listed, Some(5), "{all}");
 
-    let echo = tool(&events, "echo");
+    let echo = tool(events, "echo");
     assert_eq!(
         echo.arguments_value(),
         Some(json!({ "text": "hello e2e" })),
@@ -506,7 +562,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     assert_eq!(result["content"][0]["type"], "text", "{all}");
     assert_eq!(echo.progress_notifications, 0, "{all}");
 
-    let add = tool(&events, "add");
+    let add = tool(events, "add");
     assert_eq!(
         add.arguments_value(),
         Some(json!({ "a": 2, "b": 40 })),
@@ -515,7 +571,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     assert_eq!(add.outcome, Outcome::Success, "{all}");
     assert_eq!(add.result_value().unwrap()["content"][0]["text"], "42");
 
-    let progress = tool(&events, "progress");
+    let progress = tool(events, "progress");
     assert_eq!(
         progress.arguments_value(),
         Some(json!({ "steps": 3 })),
@@ -528,7 +584,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
         "done"
     );
 
-    let fail = tool(&events, "fail");
+    let fail = tool(events, "fail");
     assert_eq!(
         fail.arguments_value(),
         Some(json!({ "reason": "nope" })),
@@ -542,7 +598,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let result = fail.result_value().expect("a tool error keeps its result");
     assert_eq!(result["isError"], true, "{all}");
 
-    let unknown = tool(&events, "no_such_tool");
+    let unknown = tool(events, "no_such_tool");
     assert_eq!(unknown.arguments_value(), Some(json!({ "x": 1 })), "{all}");
     assert_eq!(unknown.outcome, Outcome::Error, "{all}");
     assert!(unknown.is_error, "{all}");
@@ -550,9 +606,12 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let error = unknown.error.as_ref().expect("JSON-RPC error details");
     assert_eq!(error.code, Some(-32602), "{all}");
     assert_eq!(error.message, "tool not found", "{all}");
+}
 
-    // Prompt and resource.
-    let prompt = one(&events, "prompts/get", Some("greeting"));
+/// The prompts/get and resources/read events of [`exercise`].
+fn assert_prompt_and_resource(events: &[Event]) {
+    let all = dump(events);
+    let prompt = one(events, "prompts/get", Some("greeting"));
     assert_eq!(
         prompt.arguments_value(),
         Some(json!({ "name": "Ada" })),
@@ -565,14 +624,16 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
         .to_owned();
     assert!(text.contains("Ada"), "{all}");
 
-    let read = one(&events, "resources/read", Some(demo_server::README_URI));
+    let read = one(events, "resources/read", Some(demo_server::README_URI));
     assert_eq!(read.arguments, None, "{all}");
     assert_eq!(read.outcome, Outcome::Success, "{all}");
     let contents = &read.result_value().unwrap()["contents"][0];
     assert_eq!(contents["text"], demo_server::README_TEXT, "{all}");
     assert_eq!(contents["uri"], demo_server::README_URI, "{all}");
+}
 
-    // Request ids are unique per client.
+/// Request ids are unique per client.
+fn assert_unique_request_ids(events: &[Event]) {
     let mut ids: Vec<String> = events
         .iter()
         .filter_map(|e| e.request_id.as_ref().map(Value::to_string))
@@ -580,10 +641,13 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
     let n = ids.len();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), n, "{all}");
+    assert_eq!(ids.len(), n, "{}", dump(events));
+}
 
-    // Sessions: one derived id for the whole legacy stateful session
-    // (initialize included), none in stateless modes, never the raw value.
+/// Sessions: one derived id for the whole legacy stateful session
+/// (initialize included), none in stateless modes, never the raw value.
+fn assert_sessions(h: &Harness, events: &[Event], stateful: bool, label: &str) {
+    let all = dump(events);
     let raw = h.wire.raw_sessions();
     if stateful {
         assert_eq!(raw.len(), 1, "{label}: one session on the wire: {raw:?}");
@@ -591,7 +655,7 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
         assert!(session.starts_with("ses_"), "{session}");
         assert_eq!(session.len(), 4 + 27, "{session}");
         assert!(is_base62(&session[4..]), "{session}");
-        for event in &events {
+        for event in events {
             assert_eq!(event.session_id.as_ref(), Some(&session), "{label}:\n{all}");
         }
         let raw = &raw[0];
@@ -614,45 +678,60 @@ async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
             .collect();
         assert_eq!(sessions.len(), events.len(), "{label}:\n{all}");
     }
+}
 
-    h.assert_clean_stats(&label).await;
+/// Clean stats, then a shutdown that flushes and has delivered exactly
+/// `delivered` events.
+async fn assert_clean_shutdown(h: &Harness, delivered: usize, label: &str) {
+    h.assert_clean_stats(label).await;
     let report = h.analytics.shutdown(WAIT).await;
     assert!(report.flushed, "{label}: {report:?}");
     assert_eq!(report.stats.dropped.total(), 0, "{label}: {report:?}");
-    assert_eq!(report.stats.delivered, events.len() as u64, "{label}");
+    assert_eq!(report.stats.delivered, delivered as u64, "{label}");
+}
+
+/// Runs [`exercise`] against the demo server in `mode` with a client of
+/// `lifecycle` and checks every event it produced.
+async fn run_scenario(mode: Mode, lifecycle: Lifecycle) -> anyhow::Result<()> {
+    let scenario = Scenario { mode, lifecycle };
+    let label = scenario.label();
+    let start_ms = now_ms();
+    let h = harness(mode).await;
+    drive_client(&h, scenario, &label).await?;
+
+    let events = h.flushed_events().await;
+    assert_one_event_per_post(&h, &events, scenario, start_ms, &label);
+    assert_protocol_and_client(&events, lifecycle, &label)?;
+    assert_response_framing(&events, mode, &label)?;
+    assert_tool_events(&events);
+    assert_prompt_and_resource(&events);
+    assert_unique_request_ids(&events);
+    assert_sessions(&h, &events, scenario.stateful(), &label);
+    assert_clean_shutdown(&h, events.len(), &label).await;
     Ok(())
 }
 
-#[tokio::test]
-async fn legacy_client_in_legacy_stateful_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::LegacyStateful, Lifecycle::Legacy).await
+/// One `#[tokio::test]` per (name, mode, lifecycle) row, each running
+/// [`run_scenario`].
+macro_rules! scenario_tests {
+    ($($(#[$doc:meta])* $name:ident: $mode:ident, $lifecycle:ident;)*) => {$(
+        $(#[$doc])*
+        #[tokio::test]
+        async fn $name() -> anyhow::Result<()> {
+            run_scenario(Mode::$mode, Lifecycle::$lifecycle).await
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn legacy_client_in_stateless_json_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::StatelessJson, Lifecycle::Legacy).await
-}
-
-#[tokio::test]
-async fn legacy_client_in_stateless_sse_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::StatelessSse, Lifecycle::Legacy).await
-}
-
-#[tokio::test]
-async fn modern_client_in_stateless_json_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::StatelessJson, Lifecycle::Modern).await
-}
-
-#[tokio::test]
-async fn modern_client_in_stateless_sse_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::StatelessSse, Lifecycle::Modern).await
-}
-
-/// 2026-07-28 requests are served statelessly even by a server in legacy
-/// session mode: SSE answers, no session, client info on every event.
-#[tokio::test]
-async fn modern_client_in_legacy_stateful_mode() -> anyhow::Result<()> {
-    run_scenario(Mode::LegacyStateful, Lifecycle::Modern).await
+scenario_tests! {
+    legacy_client_in_legacy_stateful_mode: LegacyStateful, Legacy;
+    legacy_client_in_stateless_json_mode: StatelessJson, Legacy;
+    legacy_client_in_stateless_sse_mode: StatelessSse, Legacy;
+    modern_client_in_stateless_json_mode: StatelessJson, Modern;
+    modern_client_in_stateless_sse_mode: StatelessSse, Modern;
+    /// 2026-07-28 requests are served statelessly even by a server in legacy
+    /// session mode: SSE answers, no session, client info on every event.
+    modern_client_in_legacy_stateful_mode: LegacyStateful, Modern;
 }
 
 /// Many calls in flight on one client at once: every event keeps its own
@@ -665,12 +744,9 @@ async fn concurrent_calls_are_not_mixed_up() -> anyhow::Result<()> {
         (Mode::StatelessJson, Lifecycle::Legacy),
         (Mode::StatelessSse, Lifecycle::Modern),
     ] {
-        let label = format!("{lifecycle:?} client, {mode:?}");
+        let label = Scenario { mode, lifecycle }.label();
         let h = harness(mode).await;
-        let client = match lifecycle {
-            Lifecycle::Legacy => common::legacy_client(&h.server.url, LEGACY_CLIENT).await,
-            Lifecycle::Modern => common::modern_client(&h.server.url, MODERN_CLIENT).await,
-        };
+        let client = connect(&h, lifecycle).await;
         let before = h.flushed_events().await.len();
         let calls = (0..24).map(|i| {
             // The peer is a cheap, 'static handle on the running client.
@@ -860,14 +936,6 @@ impl http_body::Body for OneThenPending {
 
 const PROGRESS_EVENT: &str = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":\"tok-cancel\",\"progress\":1,\"total\":10}}\n\n";
 
-fn raw_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_gzip()
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("reqwest client")
-}
-
 /// Reads the streamed body until `needle` has been seen in full (or the body
 /// ends); returns what was read.
 async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
@@ -922,7 +990,7 @@ async fn client_dropping_a_never_ending_stream_is_cancelled() -> anyhow::Result<
         "jsonrpc": "2.0", "id": 7, "method": "tools/call",
         "params": { "name": "slow", "arguments": { "n": 1 }, "_meta": { "progressToken": "tok-cancel" } }
     });
-    let client = raw_client();
+    let client = common::raw_http_client();
     let mut response = client
         .post(&server.url)
         .header("accept", "application/json, text/event-stream")
@@ -995,7 +1063,7 @@ async fn client_leaving_a_real_progress_stream_is_cancelled() -> anyhow::Result<
             json!({ "steps": 1_000_000 }),
             Some("tok-real"),
         );
-        let client = raw_client();
+        let client = common::raw_http_client();
         let mut request = client.post(&h.server.url).body(body.to_string());
         for (name, value) in &headers {
             request = request.header(*name, value);
@@ -1066,12 +1134,9 @@ async fn rmcp_client_cancelling_a_streaming_call() -> anyhow::Result<()> {
         (Mode::StatelessJson, Lifecycle::Legacy),
         (Mode::StatelessSse, Lifecycle::Modern),
     ] {
-        let label = format!("{lifecycle:?} client, {mode:?}");
+        let label = Scenario { mode, lifecycle }.label();
         let h = harness(mode).await;
-        let client = match lifecycle {
-            Lifecycle::Legacy => common::legacy_client(&h.server.url, LEGACY_CLIENT).await,
-            Lifecycle::Modern => common::modern_client(&h.server.url, MODERN_CLIENT).await,
-        };
+        let client = connect(&h, lifecycle).await;
         // A million steps cannot finish before the cancellation lands.
         let handle =
             common::start_tool_call(&client, "progress", json!({ "steps": 1_000_000 })).await?;
@@ -1217,12 +1282,7 @@ async fn each_session_gets_its_own_stable_id() -> anyhow::Result<()> {
         let mut headers = common::legacy_headers("2025-11-25");
         headers.push(("mcp-session-id", value.clone()));
         let body = common::legacy_tools_call_body(1, "echo", json!({ "text": "x" }), None);
-        let response = common::raw_post(
-            &other.server.url,
-            &common::header_refs(&headers),
-            body.to_string().as_bytes(),
-        )
-        .await;
+        let response = common::raw_post_json(&other.server.url, &headers, &body).await;
         assert_eq!(response.status, 404, "{}", response.text());
     }
     for event in other.flushed_events().await {
@@ -1265,7 +1325,7 @@ async fn client_leaving_before_the_response_head_is_cancelled() -> anyhow::Resul
 
     let url = server.url.clone();
     let request = tokio::spawn(async move {
-        raw_client()
+        common::raw_http_client()
             .post(url)
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json")
@@ -1324,12 +1384,7 @@ async fn a_full_batch_or_a_flush_delivers_without_waiting_for_the_interval() -> 
             let body =
                 common::legacy_tools_call_body(i, "echo", json!({ "text": i.to_string() }), None);
             let headers = common::legacy_headers("2025-11-25");
-            let response = common::raw_post(
-                &url,
-                &common::header_refs(&headers),
-                body.to_string().as_bytes(),
-            )
-            .await;
+            let response = common::raw_post_json(&url, &headers, &body).await;
             assert_eq!(response.status, 200, "{}", response.text());
         }
     };

@@ -635,6 +635,20 @@ fn gzip_json_responses(router: Router) -> Router {
     ))
 }
 
+/// An rmcp client `gzip-client` calls `echo` with `zipped` through the server at `url`
+/// (the client decodes gzip either way) and closes; returns the
+/// events delivered to `sink`.
+async fn zipped_echo(url: &str, analytics: &AnalyticsLayer, sink: &MemorySink) -> Vec<Event> {
+    let client = common::legacy_client(url, "gzip-client").await;
+    let echo = common::call_tool(&client, "echo", json!({ "text": "zipped" }))
+        .await
+        .expect("the echo call succeeds");
+    assert_eq!(common::result_text(&echo), "zipped");
+    common::close(client).await.expect("the client closes");
+    analytics.flush().await;
+    sink.events()
+}
+
 /// Compression mounted outside the analytics layer (axum: `.layer(analytics)`
 /// first, then `.layer(compression)`): the layer reads plain JSON while the
 /// client gets gzip. This is the order to use.
@@ -650,23 +664,11 @@ async fn compression_outside_the_layer() {
     let mut headers = common::legacy_headers("2025-11-25");
     headers.push(("accept-encoding", "gzip".to_owned()));
     let body = common::legacy_tools_call_body(1, "echo", json!({ "text": "raw" }), None);
-    let raw = common::raw_post(
-        &server.url,
-        &common::header_refs(&headers),
-        body.to_string().as_bytes(),
-    )
-    .await;
+    let raw = common::raw_post_json(&server.url, &headers, &body).await;
     assert_eq!(raw.header("content-encoding"), Some("gzip"));
     assert_eq!(&raw.body[..2], &[0x1f, 0x8b]);
 
-    let client = common::legacy_client(&server.url, "gzip-client").await;
-    let echo = common::call_tool(&client, "echo", json!({ "text": "zipped" }))
-        .await
-        .unwrap();
-    assert_eq!(common::result_text(&echo), "zipped");
-    common::close(client).await.unwrap();
-    analytics.flush().await;
-    let events = sink.events();
+    let events = zipped_echo(&server.url, &analytics, &sink).await;
     assert_eq!(events.len(), 4, "{events:#?}");
     for event in events.iter().filter(|e| e.request_id.is_some()) {
         assert_eq!(event.outcome, Outcome::Success, "{event:?}");
@@ -687,15 +689,7 @@ async fn compression_inside_the_layer_marks_answers_unreadable() {
     )
     .layer(analytics.clone());
     let server = common::spawn_router(Mode::StatelessJson, router).await;
-    let client = common::legacy_client(&server.url, "gzip-client").await;
-    let echo = common::call_tool(&client, "echo", json!({ "text": "zipped" }))
-        .await
-        .unwrap();
-    // The client is fine: it decodes gzip.
-    assert_eq!(common::result_text(&echo), "zipped");
-    common::close(client).await.unwrap();
-    analytics.flush().await;
-    let events = sink.events();
+    let events = zipped_echo(&server.url, &analytics, &sink).await;
     assert_eq!(
         events.len(),
         3,

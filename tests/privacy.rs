@@ -227,12 +227,7 @@ async fn secrets_in_headers_query_and_arguments_never_reach_a_sink() {
     headers.push(("x-tenant", "acme-corp".to_owned()));
     let text = format!("please remember {SECRET4} for later");
     let body = common::legacy_tools_call_body(7, "echo", json!({ "text": text }), None);
-    let response = common::raw_post(
-        &url,
-        &common::header_refs(&headers),
-        body.to_string().as_bytes(),
-    )
-    .await;
+    let response = common::raw_post_json(&url, &headers, &body).await;
     assert_eq!(response.status, 200, "{}", response.text());
     // The server itself saw and echoed the secret: the client's answer is untouched.
     let answer = response.response_message().unwrap();

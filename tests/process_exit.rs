@@ -9,16 +9,14 @@
 //! Writing through tokio's stdout, the blocked write sat in the runtime's blocking pool,
 //! and dropping the runtime waited for it forever.
 
-use std::convert::Infallible;
+#[path = "support/echo_call.rs"]
+mod echo_call;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use tower::{Layer, ServiceExt, service_fn};
-use tower_mcp_analytics::{AnalyticsLayer, ReplayBody};
+use tower_mcp_analytics::AnalyticsLayer;
 
 /// Set in the child's environment.
 const CHILD: &str = "TOWER_MCP_ANALYTICS_TEST_BLOCKED_STDOUT";
@@ -116,29 +114,5 @@ fn child() -> ! {
 
 /// One `tools/call` through the layer, in process.
 async fn call(layer: &AnalyticsLayer, id: u64) {
-    let body = format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"hello {id}"}}}}}}"#
-    );
-    let request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_default();
-    let service = layer.layer(service_fn(
-        |request: Request<ReplayBody<Full<Bytes>>>| async move {
-            let _ = request.into_body().collect().await;
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from_static(
-                        br#"{"jsonrpc":"2.0","id":0,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
-                    )))
-                    .unwrap_or_default(),
-            )
-        },
-    ));
-    let response = service
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|never| match never {});
-    let _ = response.into_body().collect().await;
+    echo_call::through_layer(layer, echo_call::echo_request(id, &[])).await;
 }

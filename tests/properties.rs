@@ -31,30 +31,7 @@ use tower_mcp_analytics::{AnalyticsLayer, Event, MemorySink, Outcome, ReplayBody
 #[path = "support/test_body.rs"]
 mod test_body;
 
-use test_body::{Item, TestBody, TestError};
-
-/// Reads a body to its end (or its error), recording every frame.
-async fn drain<B>(mut body: B) -> Vec<Item>
-where
-    B: Body<Data = Bytes, Error = TestError> + Unpin,
-{
-    let mut seen = Vec::new();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => match frame.into_data() {
-                Ok(data) => seen.push(Item::Data(data)),
-                Err(frame) => seen.push(Item::Trailers(
-                    frame.into_trailers().expect("a frame is data or trailers"),
-                )),
-            },
-            Err(error) => {
-                seen.push(Item::Error(error.0));
-                break;
-            }
-        }
-    }
-    seen
-}
+use test_body::{Item, TestBody, TestError, drain};
 
 /// The bytes of the data frames, and how the body ended (trailers, error, or nothing),
 /// checking that nothing but data came before the end.

@@ -384,7 +384,19 @@ fn call(id: i64, name: &str, args: Value, token: Option<&str>) -> Value {
     common::legacy_tools_call_body(id, name, args, token)
 }
 
-fn stateless_steps() -> Vec<Step> {
+/// A POST of `body` with the [`legacy`] headers.
+fn legacy_post(label: &str, body: Value, messages: usize) -> Step {
+    Step::post(label, legacy(), body, messages)
+}
+
+/// A 2026-07-28 `tools/call echo` of `text` from client `transparency`.
+fn modern_echo(id: i64, text: &str) -> Value {
+    common::modern_tools_call_body(id, "echo", json!({ "text": text }), "transparency", None)
+}
+
+/// The legacy `initialize` from client `transparency`, as the first request of a
+/// sequence (no `MCP-Protocol-Version` yet).
+fn initialize_step() -> Step {
     let init = json!({
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {
@@ -393,73 +405,57 @@ fn stateless_steps() -> Vec<Step> {
             "clientInfo": { "name": "transparency", "version": "1.0.0" }
         }
     });
+    let headers = vec![
+        ("accept", "application/json, text/event-stream".to_owned()),
+        ("content-type", "application/json".to_owned()),
+    ];
+    Step::post("initialize", headers, init, 1)
+}
+
+/// The `notifications/initialized` that follows [`initialize_step`].
+fn initialized_step() -> Step {
+    let body = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    legacy_post("notifications/initialized", body, 1)
+}
+
+fn stateless_steps() -> Vec<Step> {
     let accept_both = ("accept", "application/json, text/event-stream".to_owned());
     let json_type = ("content-type", "application/json".to_owned());
     vec![
-        Step::post(
-            "initialize",
-            vec![accept_both.clone(), json_type.clone()],
-            init,
-            1,
-        ),
-        Step::post(
-            "notifications/initialized",
-            legacy(),
-            json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
-            1,
-        ),
-        Step::post(
+        initialize_step(),
+        initialized_step(),
+        legacy_post(
             "echo",
-            legacy(),
             call(1, "echo", json!({ "text": "héllo ✓" }), None),
             1,
         ),
-        Step::post(
-            "big",
-            legacy(),
-            call(2, "big", json!({ "bytes": 100_000 }), None),
-            1,
-        ),
-        Step::post(
+        legacy_post("big", call(2, "big", json!({ "bytes": 100_000 }), None), 1),
+        legacy_post(
             "progress with token",
-            legacy(),
             call(3, "progress", json!({ "steps": 3 }), Some("tok-1")),
             1,
         ),
-        Step::post(
+        legacy_post(
             "progress without token (logs)",
-            legacy(),
             call(4, "progress", json!({ "steps": 2 }), None),
             1,
         ),
-        Step::post(
+        legacy_post(
             "fail",
-            legacy(),
             call(5, "fail", json!({ "reason": "nope" }), None),
             1,
         ),
-        Step::post(
-            "unknown tool",
-            legacy(),
-            call(6, "no_such_tool", json!({}), None),
-            1,
-        ),
+        legacy_post("unknown tool", call(6, "no_such_tool", json!({}), None), 1),
         Step::post(
             "2026-07-28 echo",
             common::modern_headers("tools/call", Some("echo")),
-            common::modern_tools_call_body(
-                7,
-                "echo",
-                json!({ "text": "modern" }),
-                "transparency",
-                None,
-            ),
+            modern_echo(7, "modern"),
             1,
         ),
         Step::post(
             "2026-07-28 without Mcp-Method",
             common::legacy_headers("2026-07-28"),
-            common::modern_tools_call_body(8, "echo", json!({ "text": "x" }), "transparency", None),
+            modern_echo(8, "x"),
             1,
         ),
         Step::raw(
@@ -628,12 +624,7 @@ struct StreamStart {
 }
 
 async fn stream_start(url: &str, headers: &[(&str, &str)]) -> StreamStart {
-    let client = reqwest::Client::builder()
-        .no_gzip()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
-    let mut request = client.get(url);
+    let mut request = common::raw_http_client().get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -670,23 +661,7 @@ async fn legacy_stateful_session_is_byte_for_byte_transparent() {
 
 async fn legacy_stateful_transparency(setup: Setup) {
     let pair = pair(Mode::LegacyStateful, setup).await;
-    let init = json!({
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": { "name": "transparency", "version": "1.0.0" }
-        }
-    });
-    let mut steps = vec![Step::post(
-        "initialize",
-        vec![
-            ("accept", "application/json, text/event-stream".to_owned()),
-            ("content-type", "application/json".to_owned()),
-        ],
-        init,
-        1,
-    )];
+    let mut steps = vec![initialize_step()];
     let (bare_init, layered_init) = pair.send(&steps[0], None, None).await;
     let bare_session = bare_init
         .header("mcp-session-id")
@@ -700,33 +675,20 @@ async fn legacy_stateful_transparency(setup: Setup) {
     let (bs, ls) = (Some(bare_session.as_str()), Some(layered_session.as_str()));
 
     let in_session = [
-        Step::post(
-            "notifications/initialized",
-            legacy(),
-            json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
-            1,
-        ),
-        Step::post(
+        initialized_step(),
+        legacy_post(
             "echo",
-            legacy(),
             call(1, "echo", json!({ "text": "session" }), None),
             1,
         ),
-        Step::post(
+        legacy_post(
             "progress with token",
-            legacy(),
             call(2, "progress", json!({ "steps": 3 }), Some("tok-s")),
             1,
         ),
-        Step::post(
-            "big",
-            legacy(),
-            call(3, "big", json!({ "bytes": 100_000 }), None),
-            1,
-        ),
-        Step::post(
+        legacy_post("big", call(3, "big", json!({ "bytes": 100_000 }), None), 1),
+        legacy_post(
             "fail",
-            legacy(),
             call(4, "fail", json!({ "reason": "nope" }), None),
             1,
         ),
@@ -784,9 +746,8 @@ async fn legacy_stateful_transparency(setup: Setup) {
             Vec::new(),
             0,
         ),
-        Step::post(
+        legacy_post(
             "call after DELETE",
-            legacy(),
             call(5, "echo", json!({ "text": "gone" }), None),
             1,
         ),
@@ -798,9 +759,8 @@ async fn legacy_stateful_transparency(setup: Setup) {
     steps.extend(after);
 
     // A non-initialize call without any session.
-    let no_session = Step::post(
+    let no_session = legacy_post(
         "call without a session",
-        legacy(),
         call(6, "echo", json!({ "text": "who" }), None),
         1,
     );
@@ -861,39 +821,29 @@ async fn over_the_capture_limits(setup: Setup) {
     .await;
     let long = "y".repeat(20_000);
     let steps = vec![
-        Step::post(
+        legacy_post(
             "legacy over the limit",
-            legacy(),
             call(1, "echo", json!({ "text": long }), None),
             0,
         ),
         Step::post(
             "2026-07-28 over the limit",
             common::modern_headers("tools/call", Some("echo")),
-            common::modern_tools_call_body(
-                2,
-                "echo",
-                json!({ "text": long }),
-                "transparency",
-                None,
-            ),
+            modern_echo(2, &long),
             1,
         ),
-        Step::post(
+        legacy_post(
             "answer over the limit",
-            legacy(),
             call(3, "big", json!({ "bytes": 100_000 }), None),
             1,
         ),
-        Step::post(
+        legacy_post(
             "SSE answer within the limit",
-            legacy(),
             call(4, "progress", json!({ "steps": 3 }), Some("tok-l")),
             1,
         ),
-        Step::post(
+        legacy_post(
             "small",
-            legacy(),
             call(5, "echo", json!({ "text": "small" }), None),
             1,
         ),
@@ -1004,13 +954,7 @@ async fn a_chunked_body_crossing_the_capture_limit_is_replayed_exactly() {
         (legacy(), call(1, "echo", json!({ "text": long }), None), 0),
         (
             common::modern_headers("tools/call", Some("echo")),
-            common::modern_tools_call_body(
-                2,
-                "echo",
-                json!({ "text": long }),
-                "transparency",
-                None,
-            ),
+            modern_echo(2, &long),
             1,
         ),
         // Under the limit, for contrast: read in full, replayed in one piece.

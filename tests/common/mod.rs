@@ -460,7 +460,8 @@ pub fn sse_data(body: &str) -> Vec<String> {
     events
 }
 
-fn raw_http_client() -> reqwest::Client {
+/// A reqwest client that never decompresses and keeps no idle connection.
+pub fn raw_http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_gzip()
         .pool_max_idle_per_host(0)
@@ -533,6 +534,16 @@ pub fn header_refs<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static s
     headers.iter().map(|(n, v)| (*n, v.as_str())).collect()
 }
 
+/// [`raw_post`] of a JSON `body` with an owned header list (e.g. from
+/// [`legacy_headers`]).
+pub async fn raw_post_json(
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: &Value,
+) -> RawResponse {
+    raw_post(url, &header_refs(headers), body.to_string().as_bytes()).await
+}
+
 /// A legacy `tools/call` body (no per-request protocol metadata), with an
 /// optional `_meta.progressToken`.
 pub fn legacy_tools_call_body(
@@ -587,9 +598,8 @@ pub async fn raw_legacy_tools_call(
     args: Value,
     progress_token: Option<&str>,
 ) -> RawResponse {
-    let headers = legacy_headers(version);
     let body = legacy_tools_call_body(1, name, args, progress_token);
-    raw_post(url, &header_refs(&headers), body.to_string().as_bytes()).await
+    raw_post_json(url, &legacy_headers(version), &body).await
 }
 
 /// Raw 2026-07-28 `tools/call` (served statelessly in every mode).
@@ -599,9 +609,8 @@ pub async fn raw_modern_tools_call(
     args: Value,
     progress_token: Option<&str>,
 ) -> RawResponse {
-    let headers = modern_headers("tools/call", Some(name));
     let body = modern_tools_call_body(1, name, args, "raw-client", progress_token);
-    raw_post(url, &header_refs(&headers), body.to_string().as_bytes()).await
+    raw_post_json(url, &modern_headers("tools/call", Some(name)), &body).await
 }
 
 /// Raw legacy `initialize` (+ `notifications/initialized`). Returns the
@@ -636,12 +645,7 @@ pub async fn raw_initialize(
         headers.push(("mcp-session-id", session.clone()));
     }
     let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-    let ack = raw_post(
-        url,
-        &header_refs(&headers),
-        initialized.to_string().as_bytes(),
-    )
-    .await;
+    let ack = raw_post_json(url, &headers, &initialized).await;
     if ack.status != 202 {
         bail!(
             "notifications/initialized got {} {}",

@@ -2,7 +2,7 @@
 //! check what the layer passes on frame by frame.
 //!
 //! Include it with `#[path = "support/test_body.rs"] mod test_body;`. Each includer uses
-//! a different set of its constructors.
+//! a different set of its constructors and helpers.
 
 #![allow(dead_code)]
 
@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 
 /// The error a [`TestBody`] yields for an [`Item::Error`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,4 +173,43 @@ impl Body for TestBody {
             }
         }
     }
+}
+
+/// Reads a body to its end (or its error), recording every frame.
+pub async fn drain<B>(mut body: B) -> Vec<Item>
+where
+    B: Body<Data = Bytes, Error = TestError> + Unpin,
+{
+    let mut seen = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => seen.push(Item::Data(data)),
+                Err(frame) => seen.push(Item::Trailers(
+                    frame.into_trailers().expect("a frame is data or trailers"),
+                )),
+            },
+            Err(error) => {
+                seen.push(Item::Error(error.0));
+                break;
+            }
+        }
+    }
+    seen
+}
+
+/// The bytes of the data frames among `items`.
+pub fn data_of(items: &[Item]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for item in items {
+        if let Item::Data(d) = item {
+            out.extend_from_slice(d);
+        }
+    }
+    out
+}
+
+/// `bytes` in chunks of `size` bytes (the last one shorter).
+pub fn chunked(bytes: &[u8], size: usize) -> Vec<Bytes> {
+    bytes.chunks(size).map(Bytes::copy_from_slice).collect()
 }
