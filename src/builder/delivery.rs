@@ -1,5 +1,8 @@
 //! The builder's delivery settings: the queue, batches, sending, retries, and where the
 //! worker runs.
+//!
+//! Owns the setters of [`DeliveryConfig`](crate::delivery::DeliveryConfig) and their
+//! bounds. Never starts the worker.
 
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
-//! The builder's hooks: the functions of the server's that the layer calls (see
-//! [`crate::hooks`] for what each sees, returns and costs when it panics).
+//! The builder's hooks: the server's functions the layer calls (see [`crate::hooks`] for
+//! what each sees, returns and costs when it panics).
+//!
+//! Owns storing each hook where its stage finds it: request hooks with the request path,
+//! event hooks with the privacy stage. Never calls a hook.
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! The builder's request-path limits: how much of each request and response is read and
 //! kept.
+//!
+//! Owns the setters of the request path's limits and their bounds. Never reads a body.
 
 use super::AnalyticsLayerBuilder;
 

@@ -1,4 +1,7 @@
 //! The builder's privacy settings: what of a request events carry, and how big.
+//!
+//! Owns the setters of the header list and of the privacy stage's settings. Never reads a
+//! header or a payload.
 
 use super::AnalyticsLayerBuilder;
 use crate::privacy::PayloadLimits;

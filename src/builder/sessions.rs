@@ -1,5 +1,8 @@
 //! The builder's session settings: how events are grouped into sessions, and where the
 //! grouping state lives.
+//!
+//! Owns the setters of [`SessionConfig`](crate::session::SessionConfig) and their bounds.
+//! Never opens a store or decides a session.
 
 use std::sync::Arc;
 use std::time::Duration;
