@@ -224,9 +224,20 @@ fn dedicated(worker: AnalyticsWorker) {
             return;
         }
     };
+    // The worker runs as a task, as it would on the server's runtime; the thread waits
+    // for it to end (`done` dropped), then drops the runtime and whatever it still held.
+    let (done, finished) = oneshot::channel::<()>();
+    runtime.spawn(async move {
+        worker.await;
+        drop(done);
+    });
     let thread = std::thread::Builder::new()
         .name("mcp-analytics".into())
-        .spawn(move || runtime.block_on(worker));
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = finished.await;
+            })
+        });
     if let Err(error) = thread {
         tracing::error!(%error, "mcp analytics could not start its worker thread; events will be dropped");
     }
