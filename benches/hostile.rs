@@ -54,11 +54,10 @@ mod demo_server;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{env_number, pin_self, serve_until_stdin_closes};
+use process::{ChildServer, env_number, memory_kib, pin_self, serve_until_stdin_closes};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -167,71 +166,16 @@ fn server_main() {
     });
 }
 
-struct ServerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<std::process::ChildStdout>,
-    url: String,
-}
-
-impl ServerProcess {
-    /// A fresh server: layered when `collector` is given.
-    fn start(collector: Option<&str>, pinned: bool) -> Self {
-        let exe = std::env::current_exe().expect("current exe");
-        let mut command = if pinned {
-            let mut command = Command::new("taskset");
-            command.arg("-c").arg("1").arg(exe);
-            command
-        } else {
-            Command::new(exe)
-        };
+/// A fresh server: layered when `collector` is given.
+fn start_server(collector: Option<&str>, pinned: bool) -> ChildServer {
+    ChildServer::start(pinned, |command| {
         command
             .env("HOSTILE_BENCH_SERVER", "1")
-            .env_remove("HOSTILE_BENCH_COLLECTOR")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+            .env_remove("HOSTILE_BENCH_COLLECTOR");
         if let Some(url) = collector {
             command.env("HOSTILE_BENCH_COLLECTOR", url);
         }
-        let mut child = command.spawn().expect("start server process");
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("server address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect("server prints its address");
-        Self {
-            url: format!("http://{addr}/mcp"),
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn memory_kib(&self, field: &str) -> u64 {
-        memory_kib(self.child.id(), field)
-    }
-
-    /// Stops the server (its layer shuts down first) and returns its closing counters.
-    fn stop(mut self) -> Closing {
-        drop(self.stdin.take());
-        let mut line = String::new();
-        let _ = self.stdout.read_line(&mut line);
-        let _ = self.child.wait();
-        Closing::parse(line.trim())
-    }
-}
-
-/// A `/proc/<pid>/status` field in KiB (`VmRSS:`, `VmHWM:`), 0 once the process is gone.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    })
 }
 
 /// Samples a process's `VmRSS` every `SAMPLE_EVERY` until stopped; keeps the highest.
@@ -667,16 +611,16 @@ async fn run_scenario(scenario: &'static str, secs: Duration, pinned: bool) {
         } else {
             (None, None)
         };
-        let server = ServerProcess::start(collector_url.as_deref(), pinned);
+        let server = start_server(collector_url.as_deref(), pinned);
         let rss_before = server.memory_kib("VmRSS:");
-        let sampler = RssSampler::start(server.child.id());
+        let sampler = RssSampler::start(server.pid());
         let started = Instant::now();
         let tallies = load(scenario, &server.url, secs).await;
         let elapsed = started.elapsed();
         let rss_peak_sampled = sampler.stop().await;
         let hwm = server.memory_kib("VmHWM:");
         let rss_after = server.memory_kib("VmRSS:");
-        let closing = server.stop();
+        let closing = Closing::parse(&server.stop());
         runs.push(Run {
             label: if layered { "layered" } else { "bare" },
             tallies,

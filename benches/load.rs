@@ -102,10 +102,8 @@ mod process;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
-use process::{env_number, pin_self, serve_until_stdin_closes};
-use std::io::{BufRead, BufReader};
+use process::{ChildServer, env_number, pin_self, serve_until_stdin_closes};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -274,22 +272,10 @@ impl SessionStore for SharedMemory {
     }
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`, 100 on Linux).
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|output| String::from_utf8(output.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
+/// One variant's server process.
 struct ServerProcess {
     variant: &'static str,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<std::process::ChildStdout>,
-    url: String,
+    server: ChildServer,
 }
 
 impl ServerProcess {
@@ -299,83 +285,27 @@ impl ServerProcess {
         redis: Option<&str>,
         pinned: bool,
     ) -> Self {
-        let exe = std::env::current_exe().expect("current exe");
-        let mut command = if pinned {
-            let mut command = Command::new("taskset");
-            command.arg("-c").arg("1").arg(exe);
-            command
-        } else {
-            Command::new(exe)
-        };
-        command
-            .env("LOAD_BENCH_SERVER", variant)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        if let Some(url) = collector {
-            command.env("LOAD_BENCH_COLLECTOR", url);
-        }
-        if let Some(url) = redis {
-            command.env("LOAD_BENCH_REDIS", url);
-        }
-        let mut child = command.spawn().expect("start server process");
-        let stdin = child.stdin.take();
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("server address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect("server prints its address");
-        Self {
-            variant,
-            url: format!("http://{addr}/mcp"),
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// CPU time (user and system) the server process has used so far.
-    fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 14th field
-        // of the line, stime the 15th, both in clock ticks.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or("", |(_, rest)| rest)
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&index| fields.get(index)?.parse::<u64>().ok())
-            .sum();
-        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+        let server = ChildServer::start(pinned, |command| {
+            command.env("LOAD_BENCH_SERVER", variant);
+            if let Some(url) = collector {
+                command.env("LOAD_BENCH_COLLECTOR", url);
+            }
+            if let Some(url) = redis {
+                command.env("LOAD_BENCH_REDIS", url);
+            }
+        });
+        Self { variant, server }
     }
 
     /// Asks the server to stop: it stops serving, then shuts its layer down (waiting up
     /// to `SHUTDOWN_DEADLINE` for what is still queued) and prints its counters.
     fn request_stop(&mut self) {
-        drop(self.stdin.take());
+        self.server.request_stop();
     }
 
     /// Stops the server (asking first if not done yet) and returns its counters.
-    fn stop(mut self) -> Closing {
-        self.request_stop();
-        let mut line = String::new();
-        let _ = self.stdout.read_line(&mut line);
-        let _ = self.child.wait();
-        Closing::parse(line.trim())
+    fn stop(self) -> Closing {
+        Closing::parse(&self.server.stop())
     }
 }
 
@@ -872,12 +802,20 @@ async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: V
     for round_index in 0..rounds {
         for index in round_order(round_index, servers.len()) {
             let server = &servers[index];
-            let _ = run_load(client, &server.url, &load, connections, WARM_UP, None).await;
+            let _ = run_load(
+                client,
+                &server.server.url,
+                &load,
+                connections,
+                WARM_UP,
+                None,
+            )
+            .await;
             let (figures, failed) = measured(client, server, &load, connections, round, None).await;
             failures[index] += failed;
             log_round("saturated", round_index, server.variant, &figures);
             results[index].push(figures);
-            let rss = server.memory_kib("VmRSS:");
+            let rss = server.server.memory_kib("VmRSS:");
             if round_index == 0 {
                 first_rss[index] = rss;
             }
@@ -901,7 +839,7 @@ async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: V
             failures[index] += failed;
             log_round("paced", round_index, server.variant, &figures);
             paced_results[index].push(figures);
-            last_rss[index] = server.memory_kib("VmRSS:");
+            last_rss[index] = server.server.memory_kib("VmRSS:");
         }
     }
     let paced: Vec<Figures> = paced_results.iter().map(|rounds| medians(rounds)).collect();
@@ -953,7 +891,7 @@ async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: V
     // layers' shutdown deadlines run together.
     let peaks: Vec<u64> = servers
         .iter()
-        .map(|server| server.memory_kib("VmHWM:"))
+        .map(|server| server.server.memory_kib("VmHWM:"))
         .collect();
     let mut servers = servers;
     for server in &mut servers {
@@ -1042,9 +980,9 @@ async fn measured(
     length: Duration,
     rate: Option<f64>,
 ) -> (Figures, u64) {
-    let cpu_before = server.cpu_time();
-    let result = run_load(client, &server.url, load, connections, length, rate).await;
-    let cpu = server.cpu_time().saturating_sub(cpu_before);
+    let cpu_before = server.server.cpu_time();
+    let result = run_load(client, &server.server.url, load, connections, length, rate).await;
+    let cpu = server.server.cpu_time().saturating_sub(cpu_before);
     let failures = result.failures;
     let requests = result.requests().max(1);
     let mut figures = figures(result);
