@@ -23,6 +23,13 @@
 //! a dead collector only shows in [`AnalyticsLayer::stats`], which accounts for every
 //! event.
 //!
+//! Every setting is a method of [`AnalyticsLayerBuilder`]; every function of yours the
+//! layer calls is listed in [`hooks`]. The worker runs on the runtime the layer is built
+//! on, on a thread of its own ([`WorkerRuntime`]), or wherever you spawn it
+//! ([`AnalyticsLayerBuilder::build_with_worker`]). Cargo features: `http-sink` (on by
+//! default: [`HttpSink`]), `redis` (`RedisSessionStore`), `bench-internals` (entry points
+//! for the crate's own benchmarks, no stability promise).
+//!
 //! ```
 //! use std::time::Duration;
 //! use axum::{Router, routing::post};

@@ -26,6 +26,7 @@ use crate::event::Event;
 use crate::event::ids::new_id;
 use crate::session::{
     ClientNote, ClientQuery, ClientUpdate, Decision, SessionConfig, SessionRequest, Sessions,
+    SharedClient,
 };
 use crate::stats::Counters;
 
@@ -106,6 +107,21 @@ impl Enricher {
     /// Names each event's client: by the ladder here, then, for what this instance does
     /// not know, by a shared store (one call for the batch), then by the lower rungs.
     async fn resolve_clients(&mut self, exchanges: &mut [Built]) {
+        let (update, waiting) = self.resolve_here(exchanges);
+        if update.is_empty() {
+            return;
+        }
+        let window = self.sessions.window;
+        let answers = self.sessions.store.clients(&update, window).await;
+        for (wait, answer) in waiting.into_iter().zip(answers) {
+            self.settle(exchanges, wait, answer);
+        }
+    }
+
+    /// Resolves what this instance knows, learning from `initialize` events and
+    /// forgetting sessions the server answered 404 for. Returns what to tell and ask a
+    /// shared store, and the events waiting for its answers (none without one).
+    fn resolve_here(&mut self, exchanges: &mut [Built]) -> (ClientUpdate, Vec<Waiting>) {
         let shared = self.sessions.store.shared();
         let mut update = ClientUpdate {
             forgotten: std::mem::take(&mut self.forgotten),
@@ -153,32 +169,31 @@ impl Enricher {
                 set_client(&mut item.event, client);
             }
         }
-        if update.is_empty() {
+        (update, waiting)
+    }
+
+    /// Gives a waiting event the client the shared store knew (remembered here from now
+    /// on), or the lower rungs' answer.
+    fn settle(&mut self, exchanges: &mut [Built], wait: Waiting, answer: Option<SharedClient>) {
+        let Some(built) = exchanges.get_mut(wait.exchange) else {
             return;
-        }
-        let window = self.sessions.window;
-        let answers = self.sessions.store.clients(&update, window).await;
-        for (wait, answer) in waiting.into_iter().zip(answers) {
-            let Some(built) = exchanges.get_mut(wait.exchange) else {
-                continue;
-            };
-            let Some(item) = built.events.get_mut(wait.event) else {
-                continue;
-            };
-            let client = match answer {
-                Some(known) => {
-                    let info = ClientInfo {
-                        name: Some(known.name),
-                        version: known.version,
-                    };
-                    let user = item.event.user.as_ref().map(|user| user.id.as_str());
-                    self.clients.adopt(&built.origin, user, info.clone());
-                    info
-                }
-                None => wait.fallback,
-            };
-            set_client(&mut item.event, client);
-        }
+        };
+        let Some(item) = built.events.get_mut(wait.event) else {
+            return;
+        };
+        let client = match answer {
+            Some(known) => {
+                let info = ClientInfo {
+                    name: Some(known.name),
+                    version: known.version,
+                };
+                let user = item.event.user.as_ref().map(|user| user.id.as_str());
+                self.clients.adopt(&built.origin, user, info.clone());
+                info
+            }
+            None => wait.fallback,
+        };
+        set_client(&mut item.event, client);
     }
 
     /// Adds identify events and decides every event's session where no store is needed.
