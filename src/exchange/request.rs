@@ -2,13 +2,19 @@
 //!
 //! Owns [`RequestInfo`], the request-level facts shared by the calls of one HTTP request,
 //! and [`Origin`], the part of them that decides an event's client and session: read once
-//! on the request path and carried unchanged to the worker's enrichment stage. Never
-//! holds a raw `Mcp-Session-Id` (only the id derived from it), never reads a body.
+//! on the request path (`RequestInfo::from_head`) and carried unchanged to the worker's
+//! enrichment stage. Never holds a raw `Mcp-Session-Id` (only the id derived from it),
+//! never reads a body.
 
 use std::time::{Instant, SystemTime};
 
+use http::HeaderMap;
+use http::header::USER_AGENT;
+
 use super::retention::Reserved;
+use crate::event::ids::mcp_session_id;
 use crate::hooks::UserIdentity;
+use crate::protocol::mcp;
 
 /// Where a request came from, as far as its AI client and its session go. Built on the
 /// request path; the worker resolves the client and decides the session from it as it
@@ -71,6 +77,22 @@ impl Origin {
 }
 
 impl RequestInfo {
+    /// The facts of a request's head: protocol version, MCP session (its derived id),
+    /// `User-Agent` and client headers. The request arrived at `started` (`timestamp` on
+    /// the wall clock).
+    pub(crate) fn from_head(headers: &HeaderMap, started: Instant, timestamp: SystemTime) -> Self {
+        let mut info = Self::new(started, timestamp);
+        info.protocol_version = mcp::header_text(headers.get(mcp::PROTOCOL_VERSION));
+        let origin = &mut info.origin;
+        origin.mcp_session = mcp::header_text(headers.get(mcp::SESSION_ID))
+            .as_deref()
+            .map(mcp_session_id);
+        origin.user_agent = mcp::header_text(headers.get(USER_AGENT));
+        origin.client_header_name = mcp::header_text(headers.get(mcp::CLIENT_NAME));
+        origin.client_header_version = mcp::header_text(headers.get(mcp::CLIENT_VERSION));
+        info
+    }
+
     /// A request that arrived at `started` (`timestamp` on the wall clock), with nothing
     /// else known yet.
     pub(crate) fn new(started: Instant, timestamp: SystemTime) -> Self {

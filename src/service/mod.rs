@@ -1,7 +1,7 @@
 //! [`AnalyticsService`]: the request path.
 //!
 //! Owns what happens between a request arriving and its response head leaving: deciding
-//! whether a request carries MCP messages to read, and reading the facts of its head.
+//! whether a request carries MCP messages to read, and how much of its body to read.
 //! [`open`](self::open) turns what was read into an exchange and calls the inner service,
 //! [`future`](self::future) awaits it and wraps the response body in an observer,
 //! [`shared`](self::shared) holds what every service of a layer shares. Never changes a
@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -151,15 +151,7 @@ where
             }
             return self.call_now(request, None);
         }
-        let mut info = RequestInfo::new(Instant::now(), self.shared.now());
-        info.protocol_version = mcp::header_text(headers.get(mcp::PROTOCOL_VERSION));
-        let origin = &mut info.origin;
-        origin.mcp_session = mcp::header_text(headers.get(mcp::SESSION_ID))
-            .as_deref()
-            .map(mcp_session_id);
-        origin.user_agent = mcp::header_text(headers.get(USER_AGENT));
-        origin.client_header_name = mcp::header_text(headers.get(mcp::CLIENT_NAME));
-        origin.client_header_version = mcp::header_text(headers.get(mcp::CLIENT_VERSION));
+        let info = RequestInfo::from_head(headers, Instant::now(), self.shared.now());
         let from_headers = mcp::header_text(headers.get(mcp::METHOD)).map(|method| {
             ClientMessage::from_headers(method, mcp::header_text(headers.get(mcp::NAME)))
         });
