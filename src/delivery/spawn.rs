@@ -66,8 +66,9 @@ pub enum WorkerRuntime {
 /// for a caller who runs it where they choose (like tower's `Buffer::pair`): spawn it on
 /// a tokio runtime (it uses tokio's timers and tasks), e.g. a separate runtime kept for
 /// background work. It completes once every clone of the layer and of its services is
-/// gone and everything queued is delivered or counted as lost, or at once when
-/// [`AnalyticsLayer::shutdown`](crate::AnalyticsLayer::shutdown) gives up waiting. Until it
+/// gone and everything queued is delivered or counted as lost, or when
+/// [`AnalyticsLayer::shutdown`](crate::AnalyticsLayer::shutdown) stops it (after delivering
+/// what it could before the deadline). Until it
 /// runs, events wait in the queue (up to its bounds); dropping it unpolled loses them
 /// (counted as `dropped.shutdown`).
 ///
