@@ -75,6 +75,8 @@ mod event;
 mod exchange;
 pub mod hooks;
 mod layer;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod privacy;
 mod protocol;
 mod service;
@@ -97,7 +99,7 @@ pub use session::{
     ClientNote, ClientQuery, ClientUpdate, ClientsFuture, MemorySessionStore, SessionMode,
     SessionRequest, SessionStore, SharedClient, StoreError, StoreFuture,
 };
-pub use stats::{Dropped, HookPanics, ShutdownReport, Stats};
+pub use stats::{Dropped, HookPanics, ShutdownReport, Stats, TelemetryStats};
 
 /// The Redis client the [`RedisSessionStore`] is built on (cargo feature `redis`), for
 /// [`RedisSessionStore::with_connection`].

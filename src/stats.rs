@@ -4,6 +4,7 @@
 //! Never decides anything; it only counts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -66,6 +67,10 @@ pub(crate) struct Counters {
     properties_panics: AtomicU64,
     session_store_errors: AtomicU64,
     payloads_withheld: AtomicU64,
+    spans: AtomicU64,
+    telemetry_panics: AtomicU64,
+    /// What the layer's own OTLP exporters lost, once it has them.
+    export_failures: OnceLock<Arc<ExportFailures>>,
     /// Events the worker has taken off the queue and not yet delivered or dropped.
     pub(crate) in_worker: AtomicU64,
     /// Bytes kept alive by queued exchanges.
@@ -137,6 +142,21 @@ impl Counters {
         self.payloads_withheld.fetch_add(1, Relaxed);
     }
 
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) fn span_recorded(&self) {
+        self.spans.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn telemetry_panicked(&self) {
+        self.telemetry_panics.fetch_add(1, Relaxed);
+    }
+
+    /// Counts, from now on, what these exporters lose.
+    #[cfg_attr(not(feature = "otel-otlp"), allow(dead_code))]
+    pub(crate) fn follow_exports(&self, failures: Arc<ExportFailures>) {
+        let _ = self.export_failures.set(failures);
+    }
+
     /// Counts the events a stopped worker still held as lost to shutdown.
     pub(crate) fn abandon_in_worker(&self) {
         let n = self.in_worker.swap(0, Relaxed);
@@ -174,6 +194,18 @@ impl Counters {
             },
             session_store_errors: self.session_store_errors.load(Relaxed),
             payloads_withheld: self.payloads_withheld.load(Relaxed),
+            telemetry: TelemetryStats {
+                spans: self.spans.load(Relaxed),
+                panics: self.telemetry_panics.load(Relaxed),
+                spans_export_failed: self
+                    .export_failures
+                    .get()
+                    .map_or(0, |f| f.spans.load(Relaxed)),
+                metric_exports_failed: self
+                    .export_failures
+                    .get()
+                    .map_or(0, |f| f.metric_exports.load(Relaxed)),
+            },
         }
     }
 }
@@ -223,6 +255,40 @@ pub struct Stats {
     /// Request arguments replaced by a size marker because the calls in flight already
     /// held `in_flight_bytes` of request data (the event went out with the marker).
     pub payloads_withheld: u64,
+    /// What OpenTelemetry recording did (feature `otel`; zeros without it).
+    pub telemetry: TelemetryStats,
+}
+
+/// Spans recorded and what was lost on the way to OpenTelemetry.
+///
+/// With your own providers, their processors and exporters report their own losses (the
+/// SDK logs them); with `OpenTelemetry::otlp_from_env` (feature `otel-otlp`) the layer
+/// counts failed exports here too.
+///
+/// ```
+/// use tower_mcp_analytics::TelemetryStats;
+///
+/// assert_eq!(TelemetryStats::default().spans, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TelemetryStats {
+    /// Spans handed to the tracer (one per MCP message event).
+    pub spans: u64,
+    /// Events whose span or measurements were not recorded because recording panicked
+    /// (the event itself still went to the sink).
+    pub panics: u64,
+    /// Spans in exports the layer's own OTLP exporter gave up on.
+    pub spans_export_failed: u64,
+    /// Metric exports the layer's own OTLP exporter gave up on.
+    pub metric_exports_failed: u64,
+}
+
+/// What an exporter the layer made lost, counted by the exporter.
+#[derive(Debug, Default)]
+pub(crate) struct ExportFailures {
+    pub(crate) spans: AtomicU64,
+    pub(crate) metric_exports: AtomicU64,
 }
 
 /// Panics caught in user hooks, by hook.

@@ -12,11 +12,13 @@ mod hooks;
 mod limits;
 mod privacy;
 mod sessions;
+#[cfg(feature = "otel")]
+mod telemetry;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::delivery::{AnalyticsWorker, DeliveryConfig, Enricher, pipeline, spawn};
+use crate::delivery::{AnalyticsWorker, DeliveryConfig, Enricher, Outlets, pipeline, spawn};
 use crate::hooks::Hooks;
 use crate::layer::AnalyticsLayer;
 use crate::privacy::{HeaderCapture, Privacy};
@@ -93,6 +95,12 @@ pub struct AnalyticsLayerBuilder {
     /// How the worker queues, batches and delivers, and where it runs.
     delivery: DeliveryConfig,
     clock: Option<Clock>,
+    /// Spans and metrics, beside the sink or instead of it.
+    #[cfg(feature = "otel")]
+    telemetry: Option<crate::otel::OpenTelemetry>,
+    /// No sink: only observers (OpenTelemetry) take events.
+    #[cfg(feature = "otel")]
+    without_sink: bool,
 }
 
 impl AnalyticsLayerBuilder {
@@ -174,15 +182,41 @@ impl AnalyticsLayerBuilder {
         let sink = self
             .sink
             .unwrap_or_else(|| Arc::new(JsonLinesSink::stdout()));
+        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
+        let mut outlets = Outlets {
+            sink: Some(sink),
+            observer: None,
+        };
+        #[cfg(feature = "otel")]
+        let ambient = {
+            if self.without_sink {
+                outlets.sink = None;
+            }
+            self.telemetry.map(|otel| {
+                let ambient = otel.ambient();
+                let stage = otel.stage(
+                    self.sessions.window,
+                    self.clock.clone(),
+                    Arc::clone(&counters),
+                );
+                outlets.observer = Some(Box::new(stage));
+                ambient
+            })
+        };
         let enricher = Enricher::new(self.sessions, Arc::clone(&counters));
         let (recorder, worker, control) = pipeline(
             self.delivery,
-            sink,
+            outlets,
             enricher,
             Arc::new(self.privacy),
             counters,
         );
-        let shared = Shared::new(self.limits, recorder, self.hooks, self.headers, self.clock);
+        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
+        let mut shared = Shared::new(self.limits, recorder, self.hooks, self.headers, self.clock);
+        #[cfg(feature = "otel")]
+        {
+            shared.ambient = ambient;
+        }
         (AnalyticsLayer::from_parts(shared, control), worker)
     }
 }

@@ -105,6 +105,16 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 tags: tags.clone(),
                 properties: properties.clone(),
                 unsendable: None,
+                #[cfg(feature = "otel")]
+                trace: finished.info.trace.as_ref().map(|clues| {
+                    Box::new(crate::otel::EventTrace {
+                        clues: std::sync::Arc::clone(clues),
+                        start: at,
+                        elapsed: call.elapsed,
+                        tracestate: message.tracestate.clone(),
+                        mcp_session: finished.info.origin.mcp_session.is_some(),
+                    })
+                }),
             };
             let captured = privacy.captures(&event);
             // The `redact` hook runs in this pass: if it panics, the event is not sent.

@@ -14,7 +14,9 @@
 //! `max_events` events and `max_bytes` of event JSON itself; beyond that it leaves
 //! exchanges in the queue, which then fills and drops (counted) on the request side. With
 //! a shared session store, a backlog is enriched in gatherings of up to 256 exchanges (or
-//! 1 MiB of their data), one store round trip each.
+//! 1 MiB of their data), one store round trip each. Each event that passed the privacy
+//! stage is shown to the observer (OpenTelemetry) before it is serialised; with no sink,
+//! the observer alone takes it.
 //! Never touches a request.
 
 use std::future::Future;
@@ -34,6 +36,7 @@ use super::build;
 use super::config::DeliveryConfig;
 use super::enrich::Enricher;
 use super::episodes::{Episodes, Loss};
+use super::observe::Observer;
 use super::pace::Pace;
 use super::recorder::{Envelope, Recorder};
 use super::spawn::{AnalyticsWorker, WorkerControl};
@@ -41,11 +44,18 @@ use crate::privacy::Privacy;
 use crate::sink::{Kind, Sink};
 use crate::stats::{Counters, DropReason};
 
+/// Where the worker's finished events go: a sink, observers, or both.
+pub(crate) struct Outlets {
+    /// Batches of events; `None` when only observers take them (nothing is serialised).
+    pub(crate) sink: Option<Arc<dyn Sink>>,
+    pub(crate) observer: Option<Box<dyn Observer>>,
+}
+
 /// The request path's recorder and the worker that drains its queue (not yet running),
 /// with the control that stops it.
 pub(crate) fn pipeline(
     config: DeliveryConfig,
-    sink: Arc<dyn Sink>,
+    outlets: Outlets,
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
@@ -62,7 +72,7 @@ pub(crate) fn pipeline(
         config.queue_capacity,
     ));
     let (worker, control) =
-        AnalyticsWorker::new(run(rx, wake, sink, enricher, privacy, counters, config));
+        AnalyticsWorker::new(run(rx, wake, outlets, enricher, privacy, counters, config));
     (recorder, worker, control)
 }
 
@@ -71,7 +81,7 @@ pub(crate) fn pipeline(
 async fn run(
     rx: mpsc::Receiver<Envelope>,
     wake: Arc<Notify>,
-    sink: Arc<dyn Sink>,
+    outlets: Outlets,
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
@@ -81,7 +91,8 @@ async fn run(
     let mut worker = Worker {
         episodes: Episodes::new(Arc::clone(&counters)),
         rx,
-        sink,
+        sink: outlets.sink,
+        observer: outlets.observer,
         enricher,
         privacy,
         counters,
@@ -119,6 +130,16 @@ async fn run(
         worker.settle_finished();
         worker.dispatch();
         if worker.idle() {
+            // Observers finish their own work (e.g. exporting) before a flush is
+            // acknowledged or the worker ends.
+            let wait = match &mut worker.observer {
+                Some(observer) if worker.closed => observer.close(),
+                Some(observer) if !worker.flushes.is_empty() => observer.flush(),
+                _ => None,
+            };
+            if let Some(wait) = wait {
+                wait.await;
+            }
             for ack in worker.flushes.drain(..) {
                 let _ = ack.send(());
             }
@@ -137,6 +158,9 @@ async fn run(
             _ = tick.tick() => {
                 worker.pace.review();
                 worker.episodes.review();
+                if let Some(observer) = &mut worker.observer {
+                    observer.tick();
+                }
                 worker.due = Some(worker.rx.len());
             }
             () = sleep_until(deadline) => {}
@@ -193,7 +217,10 @@ struct Worker {
     /// Log lines about losses, one warning and one summary per episode.
     episodes: Episodes,
     rx: mpsc::Receiver<Envelope>,
-    sink: Arc<dyn Sink>,
+    /// `None`: observers alone take the events.
+    sink: Option<Arc<dyn Sink>>,
+    /// Sees every event that passed the privacy stage (OpenTelemetry).
+    observer: Option<Box<dyn Observer>>,
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
@@ -292,7 +319,12 @@ impl Worker {
                 self.built.push(build::events(finished, &self.privacy));
             }
             Envelope::Flush(ack) => self.flushes.push(ack),
-            Envelope::SessionEnded(session) => self.enricher.session_ended(&session),
+            Envelope::SessionEnded(session) => {
+                if let Some(observer) = &mut self.observer {
+                    observer.session_ended(&session);
+                }
+                self.enricher.session_ended(&session);
+            }
         }
     }
 
@@ -313,6 +345,17 @@ impl Worker {
             self.built_bytes = 0;
             for event in events {
                 let safe = self.privacy.apply(event);
+                if let (Ok(event), Some(observer)) = (&safe, &mut self.observer)
+                    && catch_unwind(AssertUnwindSafe(|| observer.event(event))).is_err()
+                {
+                    self.counters.telemetry_panicked();
+                }
+                if safe.is_ok() && self.sink.is_none() {
+                    // Observers alone take events: handed over is delivered.
+                    self.counters.delivered(1);
+                    self.release(1, 0);
+                    continue;
+                }
                 match safe.map(|event| self.privacy.serialize(event)) {
                     Ok(Some(json)) => {
                         self.held_bytes += json_size(&json);
@@ -352,8 +395,10 @@ impl Worker {
             self.ready.insert(0, batch);
         }
         while self.in_flight.len() < self.pace.window() && !self.ready.is_empty() {
+            let Some(sink) = self.sink.as_ref().map(Arc::clone) else {
+                break;
+            };
             let batch = self.ready.remove(0);
-            let sink = Arc::clone(&self.sink);
             self.in_flight.spawn(async move {
                 let (events, bytes) = (batch.len() as u64, batch.json_bytes());
                 match attempt(&*sink, &batch).await {

@@ -124,6 +124,10 @@ pub struct Event {
     /// Why the event must not go out (a hook failed while it was built).
     #[serde(skip)]
     pub(crate) unsendable: Option<DropReason>,
+    /// What its span needs beyond the event (feature `otel`).
+    #[cfg(feature = "otel")]
+    #[serde(skip)]
+    pub(crate) trace: Option<Box<crate::otel::EventTrace>>,
 }
 
 impl Event {

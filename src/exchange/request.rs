@@ -60,6 +60,10 @@ pub(crate) struct RequestInfo {
     pub(crate) properties: Option<serde_json::Value>,
     /// A `tags` or `properties` hook panicked: the request's events must not go out.
     pub(crate) hook_failed: bool,
+    /// What spans need of the request (ambient context, trace headers), when
+    /// OpenTelemetry is on.
+    #[cfg(feature = "otel")]
+    pub(crate) trace: Option<std::sync::Arc<crate::otel::Clues>>,
 }
 
 impl Origin {
@@ -109,6 +113,8 @@ impl RequestInfo {
             tags: Vec::new(),
             properties: None,
             hook_failed: false,
+            #[cfg(feature = "otel")]
+            trace: None,
         }
     }
 }

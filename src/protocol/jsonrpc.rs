@@ -91,6 +91,9 @@ pub(crate) struct ClientMessage {
     /// From `_meta` (2026-07-28) or `initialize` params.
     pub(crate) protocol_version: Option<Box<str>>,
     pub(crate) traceparent: Option<Box<str>>,
+    /// `params._meta.tracestate`, beside the `traceparent` (read for spans).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) tracestate: Option<Box<str>>,
 }
 
 impl ClientMessage {
@@ -112,6 +115,7 @@ impl ClientMessage {
             client_version: None,
             protocol_version: None,
             traceparent: None,
+            tracestate: None,
         }
     }
 }
@@ -197,6 +201,7 @@ fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage>
         client_version: client_info.and_then(|info| boxed(&info.version)),
         protocol_version: boxed(&meta.protocol_version).or_else(|| boxed(&params.protocol_version)),
         traceparent: boxed(&meta.traceparent),
+        tracestate: boxed(&meta.tracestate),
         method,
     })
 }

@@ -90,6 +90,7 @@ wire_struct! {
         client_info: Lenient<WireClientInfo<'a>> = "io.modelcontextprotocol/clientInfo",
         protocol_version: Text<'a> = "io.modelcontextprotocol/protocolVersion",
         traceparent: Text<'a> = "traceparent",
+        tracestate: Text<'a> = "tracestate",
     }
 }
 

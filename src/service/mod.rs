@@ -151,7 +151,13 @@ where
             }
             return self.call_now(request, None);
         }
-        let info = RequestInfo::from_head(headers, Instant::now(), self.shared.now());
+        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
+        let mut info = RequestInfo::from_head(headers, Instant::now(), self.shared.now());
+        #[cfg(feature = "otel")]
+        if let Some(ambient) = &self.shared.ambient {
+            let clues = crate::otel::Clues::read(headers, request.version(), ambient);
+            info.trace = Some(Arc::new(clues));
+        }
         let from_headers = mcp::header_text(headers.get(mcp::METHOD)).map(|method| {
             ClientMessage::from_headers(method, mcp::header_text(headers.get(mcp::NAME)))
         });

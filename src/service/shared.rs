@@ -57,6 +57,9 @@ pub(crate) struct Shared {
     /// What calls in flight may keep of their requests.
     pub(crate) retention: Retention,
     clock: Option<Clock>,
+    /// Where the ambient trace context comes from, when OpenTelemetry is on.
+    #[cfg(feature = "otel")]
+    pub(crate) ambient: Option<crate::otel::AmbientFn>,
 }
 
 impl Shared {
@@ -74,6 +77,8 @@ impl Shared {
             headers,
             retention: Retention::new(limits.in_flight_bytes),
             clock,
+            #[cfg(feature = "otel")]
+            ambient: None,
         }
     }
 

@@ -298,5 +298,7 @@ fn identify_event(event: &Event, at: SystemTime) -> Event {
         tags: Default::default(),
         properties: None,
         unsendable: None,
+        #[cfg(feature = "otel")]
+        trace: None,
     }
 }
