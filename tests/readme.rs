@@ -134,6 +134,34 @@ fn configuration(url: &str, key: String) {
         .build();
 }
 
+#[cfg(feature = "otel-otlp")]
+#[rustfmt::skip]
+fn opentelemetry_from_env() -> anyhow::Result<()> {
+use tower_mcp_analytics::otel::OpenTelemetry;
+
+let analytics = AnalyticsLayer::builder()
+    .identify(identity::from_header("x-user-id"))
+    .opentelemetry(OpenTelemetry::otlp_from_env()?) // OTEL_EXPORTER_OTLP_ENDPOINT, ..._HEADERS, OTEL_SERVICE_NAME
+    .without_sink()                                 // spans and metrics instead of events; drop to keep both
+    .build();
+    Ok(())
+}
+
+#[cfg(feature = "otel-otlp")]
+#[rustfmt::skip]
+fn opentelemetry_own_providers(
+    tracer_provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    meter_provider: opentelemetry_sdk::metrics::SdkMeterProvider,
+) {
+    use tower_mcp_analytics::otel::OpenTelemetry;
+let otel = OpenTelemetry::new()
+    .tracer_provider(&tracer_provider) // e.g. opentelemetry_sdk's SdkTracerProvider
+    .meter_provider(&meter_provider)
+    .record_tool_arguments(true)       // opt-in: gen_ai.tool.call.arguments
+    .ambient_context(opentelemetry::Context::current); // with tracing-opentelemetry: || tracing::Span::current().context()
+let analytics = AnalyticsLayer::builder().opentelemetry(otel).build();
+}
+
 /// The Rust blocks of a Markdown text, each as its lines.
 fn rust_blocks(markdown: &str) -> Vec<Vec<&str>> {
     let mut blocks = Vec::new();

@@ -93,6 +93,7 @@ async fn run(
         rx,
         sink: outlets.sink,
         observer: outlets.observer,
+        ended: Vec::new(),
         enricher,
         privacy,
         counters,
@@ -221,6 +222,9 @@ struct Worker {
     sink: Option<Arc<dyn Sink>>,
     /// Sees every event that passed the privacy stage (OpenTelemetry).
     observer: Option<Box<dyn Observer>>,
+    /// Sessions whose end the observer is told of once the events taken in before it
+    /// have been observed.
+    ended: Vec<String>,
     enricher: Enricher,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
@@ -320,10 +324,10 @@ impl Worker {
             }
             Envelope::Flush(ack) => self.flushes.push(ack),
             Envelope::SessionEnded(session) => {
-                if let Some(observer) = &mut self.observer {
-                    observer.session_ended(&session);
-                }
                 self.enricher.session_ended(&session);
+                if self.observer.is_some() {
+                    self.ended.push(session);
+                }
             }
         }
     }
@@ -364,6 +368,15 @@ impl Worker {
                     Ok(None) => self.lose(DropReason::Rejected, 1, 0),
                     Err(reason) => self.lose(reason, 1, 0),
                 }
+            }
+        }
+        if self.built.is_empty()
+            && let Some(observer) = &mut self.observer
+        {
+            // Only now: the session's last events, built before its end was noted, have
+            // been observed.
+            for session in self.ended.drain(..) {
+                observer.session_ended(&session);
             }
         }
         self.ready.extend(self.batcher.seal(force));
