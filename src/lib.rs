@@ -27,8 +27,11 @@
 //! layer calls is listed in [`hooks`]. The worker runs on the runtime the layer is built
 //! on, on a thread of its own ([`WorkerRuntime`]), or wherever you spawn it
 //! ([`AnalyticsLayerBuilder::build_with_worker`]). Cargo features: `http-sink` (on by
-//! default: [`HttpSink`]), `redis` (`RedisSessionStore`), `bench-internals` (entry points
-//! for the crate's own benchmarks, no stability promise).
+//! default: [`HttpSink`]), `redis` (`RedisSessionStore`), `otel` (the `otel` module:
+//! OpenTelemetry spans and metrics by the MCP semantic conventions, beside events or
+//! instead of them), `otel-otlp` (`otel`, exported over OTLP/HTTP as the
+//! `OTEL_EXPORTER_OTLP_*` variables say), `bench-internals` (entry points for the crate's
+//! own benchmarks, no stability promise).
 //!
 //! ```
 //! use std::time::Duration;
@@ -60,7 +63,8 @@
 //   exchange/             one request's calls in flight, its facts (Origin), their byte budget
 //   hooks/                everything a server can hook, and running the request hooks
 //   delivery/             the worker and its stages: recorder -> build -> enrich -> privacy
-//                         -> batch -> sink, and where it runs
+//                         -> observers -> batch -> sink, and where it runs
+//   otel/                 an observer: OpenTelemetry spans and metrics (feature `otel`)
 //   stats.rs              the counters that account for every event
 //   privacy/              what of a request may leave the process, and how big
 //   session/              the session rules and their stores (memory, Redis)

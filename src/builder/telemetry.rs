@@ -16,7 +16,7 @@ impl AnalyticsLayerBuilder {
     /// use tower_mcp_analytics::otel::OpenTelemetry;
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let provider = opentelemetry::global::tracer_provider();
     /// let layer = AnalyticsLayer::builder()
     ///     .opentelemetry(OpenTelemetry::new().tracer_provider(&provider))
     ///     .build();

@@ -110,16 +110,15 @@ impl EventTrace {
 /// [module docs](self) for what is recorded.
 ///
 /// ```
-/// use opentelemetry_sdk::metrics::SdkMeterProvider;
-/// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use tower_mcp_analytics::otel::OpenTelemetry;
 ///
-/// // Your own providers, with whatever exporters and processors you chose.
-/// let tracer_provider = SdkTracerProvider::builder().build();
-/// let meter_provider = SdkMeterProvider::builder().build();
+/// // Your own providers (e.g. `opentelemetry_sdk`'s, with the exporters and processors you
+/// // chose); here, whatever `opentelemetry::global` holds.
+/// let tracer_provider = opentelemetry::global::tracer_provider();
+/// let meter_provider = opentelemetry::global::meter_provider();
 /// let otel = OpenTelemetry::new()
 ///     .tracer_provider(&tracer_provider)
-///     .meter_provider(&meter_provider)
+///     .meter_provider(meter_provider.as_ref())
 ///     .record_tool_arguments(true);
 /// ```
 pub struct OpenTelemetry {
@@ -181,7 +180,7 @@ impl OpenTelemetry {
     /// a batch exporter).
     ///
     /// ```
-    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let provider = opentelemetry::global::tracer_provider();
     /// let otel = tower_mcp_analytics::otel::OpenTelemetry::new().tracer_provider(&provider);
     /// ```
     pub fn tracer_provider<P, T, S>(mut self, provider: &P) -> Self
@@ -199,10 +198,10 @@ impl OpenTelemetry {
     /// a periodic reader).
     ///
     /// ```
-    /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-    /// let otel = tower_mcp_analytics::otel::OpenTelemetry::new().meter_provider(&provider);
+    /// let provider = opentelemetry::global::meter_provider();
+    /// let otel = tower_mcp_analytics::otel::OpenTelemetry::new().meter_provider(provider.as_ref());
     /// ```
-    pub fn meter_provider(mut self, provider: &impl MeterProvider) -> Self {
+    pub fn meter_provider<P: MeterProvider + ?Sized>(mut self, provider: &P) -> Self {
         self.meter = Some(provider.meter_with_scope(scope()));
         self
     }
