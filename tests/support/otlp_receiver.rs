@@ -28,7 +28,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::post;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
@@ -541,14 +541,17 @@ fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, AttrValue> {
         .collect()
 }
 
-/// The request body, gunzipped when `Content-Encoding: gzip`; `Err` is the answer to give.
-fn body_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, Response> {
+/// An answer other than `200`: the status and a text body.
+type Refusal = (StatusCode, String);
+
+/// The request body, gunzipped when `Content-Encoding: gzip`.
+fn body_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, Refusal> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !content_type.starts_with("application/x-protobuf") {
-        return Err(plain(
+        return Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("unsupported content-type {content_type:?}; only application/x-protobuf"),
         ));
@@ -563,85 +566,89 @@ fn body_bytes(headers: &HeaderMap, body: &Bytes) -> Result<Vec<u8>, Response> {
             let mut decoded = Vec::new();
             flate2::read::GzDecoder::new(&body[..])
                 .read_to_end(&mut decoded)
-                .map_err(|e| plain(StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
+                .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad gzip body: {e}")))?;
             Ok(decoded)
         }
-        other => Err(plain(
+        other => Err((
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("unsupported content-encoding {other:?}"),
         )),
     }
 }
 
-/// A response with a text body.
-fn plain(status: StatusCode, text: String) -> Response {
-    let mut response = Response::new(Body::from(text));
-    *response.status_mut() = status;
-    response
-}
-
-/// A `200` with a protobuf body.
-fn protobuf_ok(body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-protobuf"),
-    );
-    response
-}
-
 /// Applies the mode: `Ok(())` to go on and accept, `Err` with the answer otherwise (a
 /// hung request never gets past this).
-async fn gate(shared: &Shared) -> Result<(), Response> {
+async fn gate(shared: &Shared) -> Result<(), Refusal> {
     let mode = *lock(&shared.mode);
     match mode {
         Mode::Accept => Ok(()),
         Mode::Fail(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Err(plain(
-                status,
-                format!("otlp receiver told to fail with {status}"),
-            ))
+            Err((status, format!("otlp receiver told to fail with {status}")))
         }
         Mode::Hang => std::future::pending().await,
     }
 }
 
-async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.trace_requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(answer) = gate(&shared).await {
-        return answer;
-    }
-    let bytes = match body_bytes(&headers, &body) {
-        Ok(bytes) => bytes,
-        Err(answer) => return answer,
-    };
-    match ExportTraceServiceRequest::decode(&bytes[..]) {
-        Ok(request) => {
-            lock(&shared.traces).push(request);
-            protobuf_ok(ExportTraceServiceResponse::default().encode_to_vec())
+/// Counts the request, applies the mode, decodes the body as a `Req` and keeps it in
+/// `store`; the `Ok` value is the encoded empty `Resp` to answer with.
+async fn receive<Req: Message + Default, Resp: Message + Default>(
+    shared: &Shared,
+    counter: &AtomicUsize,
+    store: &Mutex<Vec<Req>>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Vec<u8>, Refusal> {
+    counter.fetch_add(1, Ordering::SeqCst);
+    gate(shared).await?;
+    let bytes = body_bytes(headers, body)?;
+    let request = Req::decode(&bytes[..])
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("not an OTLP export: {e}")))?;
+    lock(store).push(request);
+    Ok(Resp::default().encode_to_vec())
+}
+
+/// The HTTP answer: `200` with the protobuf body, or the refusal as text.
+fn answer(result: Result<Vec<u8>, Refusal>) -> Response {
+    match result {
+        Ok(body) => {
+            let mut response = Response::new(Body::from(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            );
+            response
         }
-        Err(e) => plain(StatusCode::BAD_REQUEST, format!("not a trace export: {e}")),
+        Err((status, text)) => {
+            let mut response = Response::new(Body::from(text));
+            *response.status_mut() = status;
+            response
+        }
     }
 }
 
+async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(
+        receive::<ExportTraceServiceRequest, ExportTraceServiceResponse>(
+            &shared,
+            &shared.trace_requests,
+            &shared.traces,
+            &headers,
+            &body,
+        )
+        .await,
+    )
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.metric_requests.fetch_add(1, Ordering::SeqCst);
-    if let Err(answer) = gate(&shared).await {
-        return answer;
-    }
-    let bytes = match body_bytes(&headers, &body) {
-        Ok(bytes) => bytes,
-        Err(answer) => return answer,
-    };
-    match ExportMetricsServiceRequest::decode(&bytes[..]) {
-        Ok(request) => {
-            lock(&shared.metrics).push(request);
-            protobuf_ok(ExportMetricsServiceResponse::default().encode_to_vec())
-        }
-        Err(e) => plain(
-            StatusCode::BAD_REQUEST,
-            format!("not a metrics export: {e}"),
-        ),
-    }
+    answer(
+        receive::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(
+            &shared,
+            &shared.metric_requests,
+            &shared.metrics,
+            &headers,
+            &body,
+        )
+        .await,
+    )
 }
