@@ -26,7 +26,15 @@
 //!   `.session_store(RedisSessionStore::open(url)?)`, on a `redis-server` this bench starts
 //!   on a free loopback port (no persistence) and stops at the end. Every batch of grouped
 //!   events costs the worker one round trip to it. Compare its ratio to `bare` with
-//!   `healthy`'s (the memory store).
+//!   `healthy`'s (the memory store);
+//! * `otel` (only with the cargo feature `otel-otlp`): `healthy`'s layer with
+//!   `.opentelemetry(OpenTelemetry::otlp_http(url)?).without_sink()`: spans and metrics
+//!   instead of events (no event is serialised or batched), exported over OTLP/HTTP
+//!   (protobuf, a batch span processor and a periodic metric reader with the SDK's
+//!   defaults, or the `OTEL_BSP_*` and `OTEL_METRIC_EXPORT_INTERVAL` set for this bench)
+//!   to an OTLP collector of this bench (on CPU 0) that answers 200 to every export;
+//! * `otel+events` (only with `otel-otlp`): `healthy` (its `HttpSink`) with
+//!   `.opentelemetry(OpenTelemetry::otlp_http(url)?)`: events, spans and metrics.
 //!
 //! The layer is configured as a user would: `identify` from the bearer token, the default
 //! queue, batches and payload limits, an `HttpSink` with gzip. No request carries
@@ -46,9 +54,10 @@
 //! * `small`: `add` only;
 //! * `16k`: `echo` with 16 KiB of text only, JSON answer of the same size.
 //!
-//! With `taskset` present, the servers run on CPU 1 and the load generator, collector and
-//! `redis-server` on CPU 0, so the server's own CPU is what limits throughput. Every
-//! answer is read to its end and checked to be a 200.
+//! With `taskset` present, the servers run on CPU 1 (with every thread they start: the
+//! OTLP exporters' too) and the load generator, collectors and `redis-server` on CPU 0, so
+//! the server's own CPU is what limits throughput. Every answer is read to its end and
+//! checked to be a 200.
 //!
 //! Two phases, variants alternating round by round (the order reversed every other
 //! round):
@@ -71,7 +80,10 @@
 //! `shutdown`, ... as `Stats` counts them), the events still queued when the load
 //! stopped, and whether the shutdown delivered everything within its deadline. For
 //! `redis`, the scripts Redis ran, its own time per script, and the group keys it holds
-//! follow.
+//! follow. For `otel` and `otel+events`, what OpenTelemetry recording did
+//! (`Stats::telemetry`: spans recorded, spans in exports the exporter gave up on, failed
+//! metric exports) and what their OTLP collector received (trace and metric export
+//! requests, their bytes, and the spans in them, counted from the protobuf) follow too.
 //!
 //! Environment:
 //!
@@ -90,6 +102,7 @@
 //! cargo bench --features redis --bench load
 //! LOAD_BENCH_VARIANTS=bare,healthy,redis LOAD_BENCH_ROUNDS=3 cargo bench --features redis --bench load
 //! LOAD_BENCH_VARIANTS=bare,healthy,slow LOAD_BENCH_MIXES=small,16k cargo bench --bench load
+//! LOAD_BENCH_VARIANTS=bare,healthy,otel,otel+events LOAD_BENCH_MIXES=small,mix LOAD_BENCH_ROUNDS=3 LOAD_BENCH_SECS=4 cargo bench --features otel-otlp --bench load
 //! ```
 
 #[path = "support/closing.rs"]
@@ -110,8 +123,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use closing::Closing;
 use http::{Request, header};
@@ -119,29 +133,25 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+#[cfg(feature = "otel-otlp")]
+use tower_mcp_analytics::otel::OpenTelemetry;
 use tower_mcp_analytics::{
     AnalyticsLayer, HttpSink, MemorySessionStore, SessionRequest, SessionStore, StoreFuture,
     WorkerRuntime, identity,
 };
 
-#[cfg(not(feature = "redis"))]
 const VARIANTS: &[&str] = &[
     "bare",
     "healthy",
     "thread",
     "slow",
     "shared-memory",
-    "dead",
-    "hung",
-];
-#[cfg(feature = "redis")]
-const VARIANTS: &[&str] = &[
-    "bare",
-    "healthy",
-    "thread",
-    "slow",
-    "shared-memory",
+    #[cfg(feature = "redis")]
     "redis",
+    #[cfg(feature = "otel-otlp")]
+    "otel",
+    #[cfg(feature = "otel-otlp")]
+    "otel+events",
     "dead",
     "hung",
 ];
@@ -163,13 +173,17 @@ fn main() {
     let connections = env_number("LOAD_BENCH_CONNECTIONS", 16) as usize;
     let variants: Vec<&'static str> = match std::env::var("LOAD_BENCH_VARIANTS") {
         Ok(list) => {
-            if !cfg!(feature = "redis") && list.split(',').any(|wanted| wanted.trim() == "redis") {
+            let named = |variant: &str| list.split(',').any(|wanted| wanted.trim() == variant);
+            if !cfg!(feature = "redis") && named("redis") {
                 eprintln!("load: the redis variant needs `--features redis`; skipped");
+            }
+            if !cfg!(feature = "otel-otlp") && (named("otel") || named("otel+events")) {
+                eprintln!("load: the otel variants need `--features otel-otlp`; skipped");
             }
             VARIANTS
                 .iter()
                 .copied()
-                .filter(|variant| list.split(',').any(|wanted| wanted.trim() == *variant))
+                .filter(|variant| named(variant))
                 .collect()
         }
         Err(_) => VARIANTS
@@ -228,17 +242,18 @@ fn server_main(variant: &str) {
 }
 
 /// The layer of `variant`, configured from the parent's environment: none for `bare`
-/// (or without a collector), a Redis session store for `redis`.
+/// (or with neither a collector nor an OTLP collector), a Redis session store for
+/// `redis`, OpenTelemetry for `otel` (without the sink) and `otel+events`.
 fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
-    let Ok(url) = std::env::var("LOAD_BENCH_COLLECTOR") else {
-        return Ok(None);
-    };
-    if variant == "bare" {
+    let collector = std::env::var("LOAD_BENCH_COLLECTOR").ok();
+    let otlp = std::env::var("LOAD_BENCH_OTLP").ok();
+    if variant == "bare" || (collector.is_none() && otlp.is_none()) {
         return Ok(None);
     }
-    let mut builder = AnalyticsLayer::builder()
-        .identify(identity::from_bearer_token())
-        .sink(HttpSink::new(url));
+    let mut builder = AnalyticsLayer::builder().identify(identity::from_bearer_token());
+    if let Some(url) = collector {
+        builder = builder.sink(HttpSink::new(url));
+    }
     if variant == "shared-memory" {
         builder = builder.session_store(SharedMemory(MemorySessionStore::new()));
     }
@@ -253,6 +268,22 @@ fn analytics_layer(variant: &str) -> anyhow::Result<Option<AnalyticsLayer>> {
     } else {
         builder
     };
+    #[cfg(feature = "otel-otlp")]
+    let builder = match otlp {
+        Some(base) => {
+            let builder = builder.opentelemetry(OpenTelemetry::otlp_http(&base)?);
+            if variant == "otel" {
+                builder.without_sink()
+            } else {
+                builder
+            }
+        }
+        None => builder,
+    };
+    #[cfg(not(feature = "otel-otlp"))]
+    if otlp.is_some() {
+        anyhow::bail!("LOAD_BENCH_OTLP needs `--features otel-otlp`");
+    }
     Ok(Some(builder.build()))
 }
 
@@ -276,25 +307,41 @@ impl SessionStore for SharedMemory {
 struct ServerProcess {
     variant: &'static str,
     server: ChildServer,
+    /// What its OTLP collector received (`otel` variants).
+    otlp: Option<Arc<OtlpReceived>>,
+}
+
+/// Where a server process sends: its collector, its Redis, its OTLP collector.
+struct Endpoints {
+    collector: Option<String>,
+    redis: Option<String>,
+    otlp: Option<(String, Arc<OtlpReceived>)>,
 }
 
 impl ServerProcess {
-    fn start(
-        variant: &'static str,
-        collector: Option<&str>,
-        redis: Option<&str>,
-        pinned: bool,
-    ) -> Self {
+    fn start(variant: &'static str, endpoints: Endpoints, pinned: bool) -> Self {
+        let Endpoints {
+            collector,
+            redis,
+            otlp,
+        } = endpoints;
         let server = ChildServer::start(pinned, |command| {
             command.env("LOAD_BENCH_SERVER", variant);
-            if let Some(url) = collector {
+            if let Some(url) = &collector {
                 command.env("LOAD_BENCH_COLLECTOR", url);
             }
-            if let Some(url) = redis {
+            if let Some(url) = &redis {
                 command.env("LOAD_BENCH_REDIS", url);
             }
+            if let Some((url, _)) = &otlp {
+                command.env("LOAD_BENCH_OTLP", url);
+            }
         });
-        Self { variant, server }
+        Self {
+            variant,
+            server,
+            otlp: otlp.map(|(_, received)| received),
+        }
     }
 
     /// Asks the server to stop: it stops serving, then shuts its layer down (waiting up
@@ -353,6 +400,117 @@ async fn collector(state: CollectorState) -> String {
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     format!("http://{addr}/v1/events")
+}
+
+/// What an OTLP collector received: export requests and their bytes per signal, and the
+/// spans in the trace exports.
+#[derive(Default)]
+struct OtlpReceived {
+    trace_requests: AtomicU64,
+    trace_bytes: AtomicU64,
+    spans: AtomicU64,
+    metric_requests: AtomicU64,
+    metric_bytes: AtomicU64,
+}
+
+/// `POST /v1/traces`: an OTLP/HTTP trace export (`ExportTraceServiceRequest`, protobuf).
+async fn otlp_traces(State(received): State<Arc<OtlpReceived>>, body: Bytes) -> impl IntoResponse {
+    received.trace_requests.fetch_add(1, Ordering::Relaxed);
+    received
+        .trace_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    received
+        .spans
+        .fetch_add(count_spans(&body), Ordering::Relaxed);
+    otlp_success()
+}
+
+/// `POST /v1/metrics`: an OTLP/HTTP metric export.
+async fn otlp_metrics(State(received): State<Arc<OtlpReceived>>, body: Bytes) -> impl IntoResponse {
+    received.metric_requests.fetch_add(1, Ordering::Relaxed);
+    received
+        .metric_bytes
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    otlp_success()
+}
+
+/// A full success: 200, and an empty `Export*ServiceResponse` (no partial success).
+fn otlp_success() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+    )
+}
+
+/// An OTLP/HTTP collector on loopback that accepts every export (on this process's CPU),
+/// for the `otel` variants: its base URL (`/v1/traces` and `/v1/metrics` are appended by
+/// the exporter) and what it received.
+async fn otlp_collector() -> (String, Arc<OtlpReceived>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("address");
+    let received = Arc::new(OtlpReceived::default());
+    let app = Router::new()
+        .route("/v1/traces", post(otlp_traces))
+        .route("/v1/metrics", post(otlp_metrics))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(Arc::clone(&received));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), received)
+}
+
+/// The spans in an `ExportTraceServiceRequest`, counted on the protobuf wire without
+/// decoding them: `resource_spans` (field 1), their `scope_spans` (2), their `spans` (2).
+fn count_spans(request: &[u8]) -> u64 {
+    embedded(request, 1)
+        .into_iter()
+        .flat_map(|resource_spans| embedded(resource_spans, 2))
+        .map(|scope_spans| embedded(scope_spans, 2).len() as u64)
+        .sum()
+}
+
+/// The length-delimited fields numbered `number` of a protobuf message, in order; what
+/// follows a malformed field is not read.
+fn embedded(mut message: &[u8], number: u64) -> Vec<&[u8]> {
+    let mut found = Vec::new();
+    while let Some(key) = varint(&mut message) {
+        let length = match key & 7 {
+            0 => match varint(&mut message) {
+                Some(_) => continue,
+                None => break,
+            },
+            1 => 8,
+            2 => match varint(&mut message).and_then(|length| usize::try_from(length).ok()) {
+                Some(length) => length,
+                None => break,
+            },
+            5 => 4,
+            _ => break,
+        };
+        let Some((value, rest)) = message.split_at_checked(length) else {
+            break;
+        };
+        if key == number << 3 | 2 {
+            found.push(value);
+        }
+        message = rest;
+    }
+    found
+}
+
+/// A protobuf varint read off the front of `bytes`.
+fn varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -753,23 +911,26 @@ async fn drive(settings: Settings, mixes: Vec<Mix>) {
         let mut servers = Vec::new();
         for &variant in &settings.variants {
             let state = match variant {
-                "healthy" | "thread" | "shared-memory" | "redis" => Some(CollectorState::Healthy),
+                "healthy" | "thread" | "shared-memory" | "redis" | "otel+events" => {
+                    Some(CollectorState::Healthy)
+                }
                 "slow" => Some(CollectorState::Slow(settings.collector_delay)),
                 "dead" => Some(CollectorState::Dead),
                 "hung" => Some(CollectorState::Hung),
                 _ => None,
             };
-            let collector_url = match state {
-                Some(state) => Some(collector(state).await),
-                None => None,
+            let endpoints = Endpoints {
+                collector: match state {
+                    Some(state) => Some(collector(state).await),
+                    None => None,
+                },
+                redis: redis_url.clone().filter(|_| variant == "redis"),
+                otlp: match variant {
+                    "otel" | "otel+events" => Some(otlp_collector().await),
+                    _ => None,
+                },
             };
-            let store_url = redis_url.as_deref().filter(|_| variant == "redis");
-            servers.push(ServerProcess::start(
-                variant,
-                collector_url.as_deref(),
-                store_url,
-                settings.pinned,
-            ));
+            servers.push(ServerProcess::start(variant, endpoints, settings.pinned));
         }
         run_mix(&settings, mix, &client, servers).await;
         #[cfg(feature = "redis")]
@@ -897,6 +1058,8 @@ async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: V
     for server in &mut servers {
         server.request_stop();
     }
+    let otlp: Vec<Option<Arc<OtlpReceived>>> =
+        servers.iter().map(|server| server.otlp.clone()).collect();
     let closings: Vec<(&'static str, Closing)> = servers
         .into_iter()
         .map(|server| (server.variant, server.stop()))
@@ -922,6 +1085,50 @@ async fn run_mix(settings: &Settings, mix: &Mix, client: &HttpClient, servers: V
     println!("|---|{}", Closing::RULE);
     for (variant, closing) in &closings {
         println!("| {variant} | {}", closing.row());
+    }
+    if otlp.iter().any(Option::is_some) {
+        print_telemetry(&closings, &otlp);
+    }
+}
+
+/// For each `otel` variant, after the layer's shutdown: what OpenTelemetry recording did
+/// (`Stats::telemetry`) and what its OTLP collector received.
+fn print_telemetry(closings: &[(&str, Closing)], otlp: &[Option<Arc<OtlpReceived>>]) {
+    use closing::thousands;
+    println!();
+    println!(
+        "OpenTelemetry, after the layer's shutdown: the layer's counters (`Stats::telemetry`) \
+         and what the OTLP collector received:"
+    );
+    println!();
+    println!(
+        "| server | spans recorded | spans in failed exports | failed metric exports | telemetry panics | trace exports received | spans received | spans not received | trace bytes | metric exports received | metric bytes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for ((variant, closing), received) in closings.iter().zip(otlp) {
+        let Some(received) = received else {
+            continue;
+        };
+        let telemetry = match closing {
+            Closing::Layered { report, .. } => report["stats"]["telemetry"].clone(),
+            _ => serde_json::Value::Null,
+        };
+        let count = |name: &str| telemetry[name].as_u64().unwrap_or(0);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let spans = load(&received.spans);
+        println!(
+            "| {variant} | {} | {} | {} | {} | {} | {} | **{}** | {:.1} MiB | {} | {:.1} KiB |",
+            thousands(count("spans")),
+            thousands(count("spans_export_failed")),
+            thousands(count("metric_exports_failed")),
+            thousands(count("panics")),
+            thousands(load(&received.trace_requests)),
+            thousands(spans),
+            thousands(count("spans").saturating_sub(spans)),
+            load(&received.trace_bytes) as f64 / (1024.0 * 1024.0),
+            thousands(load(&received.metric_requests)),
+            load(&received.metric_bytes) as f64 / 1024.0,
+        );
     }
 }
 
