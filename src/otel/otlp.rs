@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{
+    Compression, MetricExporter, SpanExporter, WithExportConfig, WithHttpConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -56,6 +58,7 @@ impl OpenTelemetry {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4318`; `/v1/traces` and
     /// `/v1/metrics` appended), the per-signal `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
     /// `..._METRICS_ENDPOINT`, `OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`,
+    /// `..._COMPRESSION` (gzip unless set: spans shrink about ninefold),
     /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, the batch processor's
     /// `OTEL_BSP_*` and the reader's `OTEL_METRIC_EXPORT_INTERVAL`. The layer owns these
     /// providers: [`AnalyticsLayer::flush`](crate::AnalyticsLayer::flush) exports what
@@ -107,6 +110,17 @@ fn build(endpoint: Option<&str>) -> Result<Owned, OtlpSetupError> {
     let error = |e: opentelemetry_otlp::ExporterBuildError| OtlpSetupError(e.to_string());
     let mut spans = SpanExporter::builder().with_http();
     let mut metrics = MetricExporter::builder().with_http();
+    // Gzip unless the variables say otherwise: spans are several hundred bytes each.
+    let chosen = |signal: &str| {
+        std::env::var_os(signal).is_some()
+            || std::env::var_os(opentelemetry_otlp::OTEL_EXPORTER_OTLP_COMPRESSION).is_some()
+    };
+    if !chosen(opentelemetry_otlp::OTEL_EXPORTER_OTLP_TRACES_COMPRESSION) {
+        spans = spans.with_compression(Compression::Gzip);
+    }
+    if !chosen(opentelemetry_otlp::OTEL_EXPORTER_OTLP_METRICS_COMPRESSION) {
+        metrics = metrics.with_compression(Compression::Gzip);
+    }
     if let Some(base) = endpoint {
         spans = spans.with_endpoint(format!("{base}/v1/traces"));
         metrics = metrics.with_endpoint(format!("{base}/v1/metrics"));
