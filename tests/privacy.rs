@@ -562,6 +562,8 @@ proptest! {
                 .sink(sink.clone())
                 .payload_limits(caps)
                 .redact(scrub)
+                // The hook alone (the built-in scrubber would take `key-TOPSECRET` first).
+                .redact_secrets(false)
                 .build();
             let request = tools_call(1, "tool", arguments.clone());
             let result = json!({ "content": [{ "type": "text", "text": MARK }], "structuredContent": result });
@@ -963,4 +965,258 @@ async fn more_than_fifty_tags_are_capped_at_fifty() {
         assert_eq!(format!("tag{value:0>2}"), *key);
     }
     assert_eq!(stats.dropped.total(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. The built-in secret scrubber, on by default
+// ---------------------------------------------------------------------------------------
+
+/// One call through a layer built from `builder`, with `arguments` and a text result of
+/// `result_text`: the event it made.
+async fn scrubbed_call(builder: AnalyticsLayerBuilder, arguments: Value, result: Value) -> Event {
+    let sink = MemorySink::new();
+    let layer = builder.sink(sink.clone()).build();
+    let (status, _) = exchange(&layer, tools_call(1, "search", arguments), answer(result)).await;
+    assert_eq!(status, 200);
+    layer.flush().await;
+    let mut events = sink.events();
+    assert_eq!(events.len(), 1, "{:?}", layer.stats());
+    events.remove(0)
+}
+
+/// Secrets of every shape the scrubber knows, each with where it sits.
+const SECRETS: [&str; 14] = [
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "sk_test_51HxYzAbCdEfGhIjKlMnOpQr",
+    "sk-proj-Ab3dEfGh1jKlMn0pQrStUvWxYz123456AbCd",
+    "sk-ant-api03-Xy7Kq2Lm9Np4Rs6Tu8Vw0Ab1Cd3Ef5Gh",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+    "github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyz0123456789",
+    "AKIAIOSFODNN7EXAMPLE",
+    "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI",
+    "npm_abcdefghijklmnopqrstuvwxyz0123456789",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "hunter2-password-value",
+    "correct horse battery staple",
+    "u53r:p4ssw0rd",
+];
+
+#[tokio::test]
+async fn every_secret_shape_is_caught_in_nested_arguments_and_results() {
+    let arguments = json!({
+        "query": "deploy with key sk_live_4eC39HqLyjWDarjtT1zdp7dc please",
+        "config": {
+            "nested": [
+                { "note": "use sk_test_51HxYzAbCdEfGhIjKlMnOpQr for tests" },
+                { "openai": "sk-proj-Ab3dEfGh1jKlMn0pQrStUvWxYz123456AbCd" },
+                "anthropic sk-ant-api03-Xy7Kq2Lm9Np4Rs6Tu8Vw0Ab1Cd3Ef5Gh",
+            ],
+            "repo": "https://u53r:p4ssw0rd@git.example.com/team/repo.git",
+            "password": "hunter2-password-value",
+            "api_key": { "primary": "whatever-format" },
+            "client_secret": "correct horse battery staple",
+            "max_tokens": 1024,
+        },
+        "headers": { "Authorization": "Bearer abcdefghijklmnopqrstuvwxyz012345" },
+    });
+    let result = text_result(
+        "found ghp_16C7e42F292c6912E7710c838347Ae178B4a and \
+         github_pat_11ABCDEFG0abcdefghijkl_mnopqrstuvwxyz0123456789, AKIAIOSFODNN7EXAMPLE, \
+         xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx, \
+         AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI, npm_abcdefghijklmnopqrstuvwxyz0123456789, \
+         token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    );
+    let event = scrubbed_call(AnalyticsLayer::builder(), arguments, result).await;
+    let json = serde_json::to_string(&event).unwrap();
+    for secret in SECRETS {
+        assert!(!json.contains(secret), "{secret} leaked: {json}");
+    }
+    assert!(!json.contains("abcdefghijklmnopqrstuvwxyz012345"), "{json}");
+    let arguments = event.arguments_value().unwrap();
+    assert_eq!(arguments["query"], "deploy with key [redacted] please");
+    assert_eq!(
+        arguments["config"]["repo"],
+        "https://[redacted]@git.example.com/team/repo.git"
+    );
+    assert_eq!(arguments["config"]["password"], "[redacted]");
+    assert_eq!(arguments["config"]["api_key"], "[redacted]");
+    assert_eq!(arguments["config"]["max_tokens"], 1024);
+    assert_eq!(arguments["headers"]["Authorization"], "[redacted]");
+    let text = event.result_value().unwrap()["content"][0]["text"].clone();
+    assert!(
+        text.as_str()
+            .unwrap()
+            .starts_with("found [redacted] and [redacted], [redacted]")
+    );
+}
+
+/// Realistic values that are not secrets: they must pass the scrubber untouched.
+const ORDINARY: [&str; 56] = [
+    "550e8400-e29b-41d4-a716-446655440000",
+    "f47ac10b-58cc-4372-a567-0e02b2c3d479",
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "d41d8cd98f00b204e9800998ecf8427e",
+    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 fixed it",
+    "https://example.com/docs/getting-started?lang=en#install",
+    "https://api.github.com/repos/rust-lang/rust/issues/12345",
+    "mailto:support@example.com",
+    "alice@example.com",
+    "The password reset link was sent to your inbox.",
+    "Rotate your API key every 90 days.",
+    "Tokens are counted per request; max_tokens defaults to 4096.",
+    "Use a bearer token in the Authorization header.",
+    "Bearer",
+    "See the secret garden chapter",
+    "2026-11-30T12:34:56.789Z",
+    "2026-11-30",
+    "/home/alice/projects/tower-mcp-analytics/src/lib.rs",
+    "C:\\Users\\bob\\Documents\\report.docx",
+    "SELECT id, name FROM users WHERE created_at > now() - interval '7 days'",
+    "fn main() { println!(\"hello\"); }",
+    "risk-free-investment-strategies-for-2026-and-beyond",
+    "sk-learn is a machine learning library",
+    "scikit-learn-1.5.2-cp312-cp312-manylinux_2_17_x86_64.whl",
+    "desk-lamp-with-usb-charging-port-and-wireless-pad",
+    "AKIA is how AWS access key ids begin",
+    "ghp is a prefix GitHub uses",
+    "eyJ is what base64 JSON starts with",
+    "aGVsbG8gd29ybGQ=",
+    "SGVsbG8sIFdvcmxkIQ==",
+    "#ff8800",
+    "rgb(255, 136, 0)",
+    "+1 (555) 010-9999",
+    "ISBN 978-3-16-148410-0",
+    "v1.2.3-beta.4+build.567",
+    "docker.io/library/postgres:16-alpine",
+    "registry.example.com/team/app@sha256:4f6b3a1c9d",
+    "ssh://git@github.com/rust-lang/cargo.git",
+    "git@github.com:rust-lang/cargo.git",
+    "postgres://db.internal:5432/analytics",
+    "redis://127.0.0.1:6379/0",
+    "http://localhost:8080/mcp",
+    "user:alice role:admin",
+    "key=value&other=thing",
+    "The quick brown fox jumps over the lazy dog",
+    "Ünïcödé text with émojis 🎉 and 日本語",
+    "42",
+    "3.14159",
+    "true",
+    "null",
+    "",
+    "   ",
+    "token_count: 1532",
+    "session started at 10:42",
+    "x-request-id: 7f3c9a2e-1b4d-4e8f-9a6b-2c5d8e1f0a3b",
+];
+
+#[tokio::test]
+async fn ordinary_text_passes_untouched() {
+    let values: Vec<Value> = ORDINARY.iter().map(|text| json!(text)).collect();
+    let arguments = json!({
+        "items": values,
+        "nested": { "query": ORDINARY[10], "limit": 20, "max_tokens": 4096, "tokens": 12 },
+        "page_token": "CiAKGjBpNDd2Nmp2Zml2cXRwYjBpOXA3",
+        "author": "Alice",
+    });
+    let result = json!({ "content": [{ "type": "text", "text": ORDINARY.join("\n") }] });
+    let event = scrubbed_call(AnalyticsLayer::builder(), arguments.clone(), result.clone()).await;
+    assert_eq!(event.arguments_value(), Some(arguments));
+    assert_eq!(event.result_value(), Some(result));
+}
+
+#[tokio::test]
+async fn the_redact_hook_sees_scrubbed_text_and_the_scrubber_can_be_turned_off() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let builder = AnalyticsLayer::builder().redact(move |text| {
+        lock(&log).push(text.to_owned());
+        None
+    });
+    let arguments = json!({ "query": "key sk_live_4eC39HqLyjWDarjtT1zdp7dc", "password": "p" });
+    let event = scrubbed_call(builder, arguments.clone(), text_result("ok")).await;
+    assert_eq!(event.arguments_value().unwrap()["query"], "key [redacted]");
+    let seen = lock(&seen).clone();
+    assert!(
+        seen.iter().all(|text| !text.contains("sk_live_")),
+        "{seen:?}"
+    );
+    // Off: the payload stands as sent.
+    let event = scrubbed_call(
+        AnalyticsLayer::builder().redact_secrets(false),
+        arguments.clone(),
+        text_result("ok"),
+    )
+    .await;
+    assert_eq!(event.arguments_value(), Some(arguments));
+}
+
+#[tokio::test]
+async fn an_argument_allowlist_keeps_only_the_named_fields() {
+    let arguments = json!({
+        "query": "rust tower layers",
+        "limit": 10,
+        "email": "alice@example.com",
+        "filters": { "query": "nested keys are not top-level" },
+    });
+    let event = scrubbed_call(
+        AnalyticsLayer::builder().capture_arguments_only(["query", "limit"]),
+        arguments,
+        text_result("ok"),
+    )
+    .await;
+    assert_eq!(
+        event.arguments_value(),
+        Some(json!({
+            "query": "rust tower layers",
+            "limit": 10,
+            "email": "[redacted]",
+            "filters": "[redacted]",
+        }))
+    );
+    // Results are not affected by the arguments' allowlist.
+    assert_eq!(event.result_value(), Some(text_result("ok")));
+}
+
+#[tokio::test]
+async fn an_mcp_session_id_is_masked_like_a_credential_unless_forced() {
+    for (forced, expected) in [(false, "[redacted]"), (true, "session-credential-123")] {
+        let sink = MemorySink::new();
+        let builder = AnalyticsLayer::builder().sink(sink.clone());
+        let builder = match forced {
+            false => builder.capture_headers(["Mcp-Session-Id"]),
+            true => builder.force_capture_headers(["Mcp-Session-Id"]),
+        };
+        let layer = builder.build();
+        let service = ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(
+                |_req: Request<ReplayBody<Full<Bytes>>>| async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(answer(text_result("ok"))))
+                            .unwrap(),
+                    )
+                },
+            ));
+        let request = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", "session-credential-123")
+            .body(Full::new(Bytes::from(tools_call(1, "echo", json!({})))))
+            .unwrap();
+        let response = service.oneshot(request).await.unwrap();
+        let _ = response.into_body().collect().await.unwrap();
+        layer.flush().await;
+        let events = sink.events();
+        assert_eq!(
+            events[0].headers.get("mcp-session-id").map(String::as_str),
+            Some(expected)
+        );
+        if !forced {
+            let json = serde_json::to_string(&events).unwrap();
+            assert!(!json.contains("session-credential-123"), "{json}");
+        }
+    }
 }

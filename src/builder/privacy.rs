@@ -8,8 +8,9 @@ use crate::privacy::PayloadLimits;
 
 impl AnalyticsLayerBuilder {
     /// Request headers to copy into events (none by default). `authorization`,
-    /// `proxy-authorization`, `cookie`, `set-cookie` and `x-api-key` are masked as
-    /// `[redacted]` even when named here; see [`force_capture_headers`](Self::force_capture_headers).
+    /// `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key` and `mcp-session-id`
+    /// (whoever holds it acts in that session) are masked as `[redacted]` even when named
+    /// here; see [`force_capture_headers`](Self::force_capture_headers).
     /// Invalid names are ignored.
     ///
     /// ```
@@ -60,6 +61,46 @@ impl AnalyticsLayerBuilder {
     /// ```
     pub fn capture_results(mut self, capture: bool) -> Self {
         self.privacy.capture_results = capture;
+        self
+    }
+
+    /// Whether the built-in secret scrubber runs (default true). It replaces with
+    /// `[redacted]`, in arguments, results, error data and error messages: string,
+    /// object and array values under secret-looking keys (`password`, `api_key`, `token`,
+    /// `secret`, `authorization`, `credentials`, `private_key`, `client_secret`, ...;
+    /// numbers such as `max_tokens` are kept), credentials inside URLs
+    /// (`https://user:pass@host`), `Bearer` tokens, private key blocks, and well-known token
+    /// shapes (Stripe `sk_live_`, OpenAI and Anthropic `sk-`, GitHub `ghp_` and
+    /// `github_pat_`, AWS `AKIA`, Slack `xox?-`, Google `AIza`, npm `npm_`, JWTs). It runs
+    /// before your [`redact`](Self::redact) hook, which sees the scrubbed text.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// // Only for payloads you know carry no secret.
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder().redact_secrets(false).build();
+    /// # }
+    /// ```
+    pub fn redact_secrets(mut self, on: bool) -> Self {
+        self.privacy.redact_secrets = on;
+        self
+    }
+
+    /// Events carry only these top-level keys of a call's arguments with their values;
+    /// every other key stands with `[redacted]` (an allowlist, for owners who want named
+    /// fields only). Values kept still pass the secret scrubber and the `redact` hook.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = tower_mcp_analytics::AnalyticsLayer::builder()
+    ///     .capture_arguments_only(["query", "limit"])
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn capture_arguments_only<'a>(mut self, keys: impl IntoIterator<Item = &'a str>) -> Self {
+        self.privacy
+            .arguments_only
+            .get_or_insert_with(Default::default)
+            .extend(keys.into_iter().map(String::from));
         self
     }
 

@@ -19,7 +19,7 @@ use crate::event::{Event, EventError, Outcome, RawJson};
 use crate::exchange::{Call, End, Finished, Origin};
 use crate::hooks::UserIdentity;
 use crate::privacy::{Privacy, removed};
-use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags};
+use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags, tool_names};
 use crate::stats::DropReason;
 
 /// The events of one exchange and what the next stage resolves them from.
@@ -95,6 +95,8 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 client_display_name: None,
                 session_id: None,
                 user: user.clone(),
+                listed_tools: None,
+                unknown_tool: false,
                 http_status: finished.status.map(|s| s.as_u16()),
                 response_kind: finished.response_kind,
                 progress_notifications: call.progress,
@@ -125,7 +127,7 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                     (true, None) => message
                         .arguments
                         .as_deref()
-                        .and_then(|raw| privacy.payload(raw).json),
+                        .and_then(|raw| privacy.arguments(raw).json),
                 };
                 (
                     arguments,
@@ -134,6 +136,10 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
             }));
             match read {
                 Ok((arguments, (outcome, result, mut error))) => {
+                    if &*message.method == "tools/list" {
+                        event.listed_tools = raw_result(call, body.as_ref())
+                            .and_then(|raw| tool_names(raw, MAX_LISTED_TOOLS));
+                    }
                     if let (Some(error), Some(size)) = (&mut error, finished.info.rejected_batch) {
                         error.message.push_str(&format!(
                             " (a batch of {size} messages, refused as a whole)"
@@ -205,6 +211,21 @@ fn resolve(
             (Outcome::HttpError, None, Some(http_error(status)))
         }
         None => failure(Outcome::NoResponse, "the response ended without an answer"),
+    }
+}
+
+/// Most tool names a `tools/list` event carries.
+pub(crate) const MAX_LISTED_TOOLS: usize = 1000;
+
+/// The raw `result` that answered `call`, wherever it came (its own SSE message, or the
+/// exchange's JSON body).
+fn raw_result<'a>(call: &'a Call, body: Option<&'a Responses<'a>>) -> Option<&'a str> {
+    match &call.end {
+        Some(End::Answer(answer)) => answer.result.as_ref().and_then(text),
+        Some(End::Body) => body
+            .and_then(|responses| responses.get(call.message.id.as_ref()))
+            .and_then(|parts| parts.result.map(RawValue::get)),
+        _ => None,
     }
 }
 

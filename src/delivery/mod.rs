@@ -4,7 +4,7 @@
 //! The request path only ever calls `Recorder::record`, which never awaits, never takes
 //! a lock and never fails the request: a full queue drops the exchange and counts it.
 //! Everything slow happens in the worker, stage by stage, in the order the data flows:
-//! `build` (events from a finished exchange), `enrich` (client, user, session),
+//! `build` (events from a finished exchange), `enrich` (client, user, session), `tools` (advertised tools, unknown ones),
 //! privacy (`crate::privacy`: redaction, limits), observers (`observe`: OpenTelemetry
 //! spans and metrics), `batch`, then sending and retrying
 //! through the sink (`worker`, `pace`, `retry`). `config` holds the settings,
@@ -20,6 +20,7 @@ mod pace;
 pub(crate) mod recorder;
 mod retry;
 mod spawn;
+mod tools;
 mod worker;
 
 pub use batch::Batch;

@@ -40,6 +40,7 @@ use super::observe::Observer;
 use super::pace::Pace;
 use super::recorder::{Envelope, Recorder};
 use super::spawn::{AnalyticsWorker, WorkerControl};
+use super::tools::ToolCatalog;
 use crate::privacy::Privacy;
 use crate::sink::{Kind, Sink};
 use crate::stats::{Counters, DropReason};
@@ -95,6 +96,7 @@ async fn run(
         observer: outlets.observer,
         ended: Vec::new(),
         enricher,
+        tools: ToolCatalog::default(),
         privacy,
         counters,
         config,
@@ -226,6 +228,8 @@ struct Worker {
     /// have been observed.
     ended: Vec<String>,
     enricher: Enricher,
+    /// The tools the server advertised, to flag calls of others.
+    tools: ToolCatalog,
     privacy: Arc<Privacy>,
     counters: Arc<Counters>,
     config: DeliveryConfig,
@@ -347,7 +351,8 @@ impl Worker {
         if !self.built.is_empty() && (force || !self.gathering()) {
             let events = self.enricher.enrich(std::mem::take(&mut self.built)).await;
             self.built_bytes = 0;
-            for event in events {
+            for mut event in events {
+                self.tools.note(&mut event);
                 let safe = self.privacy.apply(event);
                 if let (Ok(event), Some(observer)) = (&safe, &mut self.observer)
                     && catch_unwind(AssertUnwindSafe(|| observer.event(event))).is_err()

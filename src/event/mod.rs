@@ -96,6 +96,15 @@ pub struct Event {
     /// Who made the request, when the server identified the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserIdentity>,
+    /// `tools/list`: the names of the tools the server advertised (at most 1,000), so that
+    /// a backend can tell which tools are never called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_tools: Option<Vec<String>>,
+    /// `tools/call`: the tool was not among those the server last advertised to this
+    /// session (or to anyone, before the session listed tools), or the server answered
+    /// that it does not know it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown_tool: bool,
     /// The HTTP status of the response (absent when the client left before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,

@@ -7,13 +7,15 @@
 
 use http::{HeaderMap, HeaderName};
 
-/// Headers replaced by a marker even when named, unless forced.
-const SENSITIVE_HEADERS: [&str; 5] = [
+/// Headers replaced by a marker even when named, unless forced. `Mcp-Session-Id` is one:
+/// whoever holds it acts in that session.
+const SENSITIVE_HEADERS: [&str; 6] = [
     "authorization",
     "proxy-authorization",
     "cookie",
     "set-cookie",
     "x-api-key",
+    "mcp-session-id",
 ];
 /// What stands in for a sensitive header's value.
 const MASK: &str = "[redacted]";

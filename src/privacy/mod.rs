@@ -16,6 +16,7 @@
 
 mod headers;
 mod sanitize;
+mod secrets;
 mod transcode;
 mod truncate;
 
@@ -42,6 +43,10 @@ pub(crate) struct Privacy {
     pub(crate) capture_arguments: bool,
     pub(crate) capture_results: bool,
     pub(crate) excluded_tools: HashSet<String>,
+    /// The built-in secret scrubber (on by default).
+    pub(crate) redact_secrets: bool,
+    /// Only these top-level argument keys keep their values (`capture_arguments_only`).
+    pub(crate) arguments_only: Option<HashSet<String>>,
     pub(crate) redact: Option<RedactFn>,
     pub(crate) redact_event: Option<RedactEventFn>,
     pub(crate) limits: PayloadLimits,
@@ -54,6 +59,8 @@ impl Default for Privacy {
             capture_arguments: true,
             capture_results: true,
             excluded_tools: HashSet::new(),
+            redact_secrets: true,
+            arguments_only: None,
             redact: None,
             redact_event: None,
             limits: PayloadLimits::default(),
@@ -109,10 +116,22 @@ impl Privacy {
     /// sanitises, so that the hook sees payloads as before; [`Privacy::apply`] redacts and
     /// cuts after it. A payload longer than an event may be stands as a size marker.
     pub(crate) fn payload(&self, raw: &[u8]) -> Payload {
+        self.first_pass(raw, None)
+    }
+
+    /// [`Privacy::payload`] for a call's arguments: only the allowed top-level keys keep
+    /// their values when `capture_arguments_only` named some.
+    pub(crate) fn arguments(&self, raw: &[u8]) -> Payload {
+        self.first_pass(raw, self.arguments_only.as_ref())
+    }
+
+    fn first_pass(&self, raw: &[u8], only: Option<&HashSet<String>>) -> Payload {
         let pass = match self.redact_event {
             Some(_) => Pass {
                 limits: &self.limits,
                 sanitize: true,
+                secrets: self.redact_secrets,
+                only,
                 redact: None,
                 cut: false,
                 budget: self.limits.event_bytes.saturating_mul(UNCUT_BUDGET),
@@ -120,6 +139,8 @@ impl Privacy {
             None => Pass {
                 limits: &self.limits,
                 sanitize: true,
+                secrets: self.redact_secrets,
+                only,
                 redact: self.redact.as_deref(),
                 cut: true,
                 budget: self.limits.event_bytes,
@@ -149,6 +170,8 @@ impl Privacy {
         let pass = Pass {
             limits: &self.limits,
             sanitize: false,
+            secrets: false,
+            only: None,
             redact: self.redact.as_deref(),
             cut: true,
             budget: self.limits.event_bytes,
@@ -179,6 +202,12 @@ impl Privacy {
                     return Err(DropReason::RedactionFailed);
                 }
             }
+        }
+        if self.redact_secrets
+            && let Some(error) = &mut event.error
+            && let std::borrow::Cow::Owned(scrubbed) = secrets::scrub(&error.message)
+        {
+            error.message = scrubbed;
         }
         let hooked = self.redact_event.is_some();
         let redacted = catch_unwind(AssertUnwindSafe(|| {

@@ -17,6 +17,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use super::sanitize::{BASE64_AT_LEAST, looks_like_base64, marker};
+use super::secrets::{REDACTED, scrub, secret_key};
 use super::truncate::{PayloadLimits, truncated};
 
 /// Deepest nesting written, whatever the configured depth limit: serde_json refuses input
@@ -33,6 +34,11 @@ pub(crate) struct Pass<'a> {
     pub(crate) limits: &'a PayloadLimits,
     /// Replace binary content with markers.
     pub(crate) sanitize: bool,
+    /// Replace secrets with `[redacted]`: values under secret-looking keys, credentials in
+    /// URLs, token-shaped words.
+    pub(crate) secrets: bool,
+    /// Keep only these top-level keys' values (the others stand as `[redacted]`).
+    pub(crate) only: Option<&'a std::collections::HashSet<String>>,
     /// The `redact` hook, applied to every string value (object keys are left alone).
     pub(crate) redact: Option<&'a Redact>,
     /// Apply the string, depth and item limits (only [`MAX_DEPTH`] otherwise).
@@ -164,10 +170,17 @@ enum Role {
     IsError,
     /// The top-level object's `resultType`.
     ResultType,
+    /// A value that must not be written: a secret's, or one the allowlist leaves out.
+    Withheld,
 }
 
 impl Role {
-    fn of(key: &str, depth: usize) -> Self {
+    fn of(key: &str, depth: usize, pass: &Pass<'_>) -> Self {
+        if (pass.secrets && secret_key(key))
+            || (depth == 0 && pass.only.is_some_and(|only| !only.contains(key)))
+        {
+            return Self::Withheld;
+        }
         match key {
             "type" => Self::Type,
             "data" => Self::Data,
@@ -227,6 +240,10 @@ impl Node<'_, '_> {
     fn text<E: de::Error>(self, text: Cow<'_, str>) -> Result<(), E> {
         let writer = self.writer;
         let length = text.len();
+        if self.role == Role::Withheld {
+            writer.marker(REDACTED);
+            return writer.check();
+        }
         match self.role {
             Role::Type => {
                 writer.media = match &*text {
@@ -244,6 +261,13 @@ impl Node<'_, '_> {
                 Cow::Owned(marker("base64", length))
             }
             _ => text,
+        };
+        let text = match writer.pass.secrets {
+            true => match scrub(&text) {
+                Cow::Borrowed(_) => text,
+                Cow::Owned(scrubbed) => Cow::Owned(scrubbed),
+            },
+            false => text,
         };
         let start = writer.out.len();
         writer.string(text);
@@ -298,6 +322,11 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.role == Role::Withheld {
+            skip_items(&mut seq)?;
+            self.writer.marker(REDACTED);
+            return self.writer.check();
+        }
         if self.too_deep() {
             let count = skip_items(&mut seq)?;
             return self.writer.too_deep("array", count, "items");
@@ -337,6 +366,11 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.role == Role::Withheld {
+            skip_entries(&mut map)?;
+            self.writer.marker(REDACTED);
+            return self.writer.check();
+        }
         if self.too_deep() {
             let count = skip_entries(&mut map)?;
             return self.writer.too_deep("object", count, "keys");
@@ -349,7 +383,7 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         let mut media = None;
         let mut data = None;
         while let Some(key) = map.next_key_seed(Key)? {
-            let role = Role::of(&key, depth);
+            let role = Role::of(&key, depth, writer.pass);
             if kept >= items {
                 // Past the item limit, only the result's flags are still read.
                 match role {
@@ -537,6 +571,8 @@ mod tests {
         Pass {
             limits,
             sanitize: true,
+            secrets: false,
+            only: None,
             redact: None,
             cut: true,
             budget: limits.event_bytes,

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use super::mcp;
 use super::wire::{
     Text, WireContentList, WireError, WireMessage, WireMeta, WireParams, WireReply,
-    WireResultFlags, WireTextBlock,
+    WireResultFlags, WireTextBlock, WireToolList, WireToolName,
 };
 
 /// A JSON-RPC id, normalised so that a response can be matched to its request.
@@ -394,6 +394,24 @@ pub(crate) fn error_parts(error: &str) -> ErrorParts<'_> {
         message: wire.message.and_then(|t| t.0).map(String::from),
         data: wire.data.filter(|raw| raw.get() != "null"),
     }
+}
+
+/// The names of the tools a `tools/list` result advertises, the first `max` of them
+/// (names longer than 256 bytes are left out).
+pub(crate) fn tool_names(result: &str, max: usize) -> Option<Vec<String>> {
+    let wire = serde_json::from_str::<WireToolList<'_>>(result).ok()?;
+    let tools = serde_json::from_str::<Vec<&RawValue>>(wire.tools?.get()).ok()?;
+    Some(
+        tools
+            .into_iter()
+            .filter_map(|tool| {
+                let tool = serde_json::from_str::<WireToolName<'_>>(tool.get()).ok()?;
+                let name = tool.name.as_ref().and_then(Text::as_str)?;
+                (name.len() <= 256).then(|| name.to_owned())
+            })
+            .take(max)
+            .collect(),
+    )
 }
 
 /// The text of a tool result's first `text` content block.

@@ -137,6 +137,20 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// A `tools/list` result, for its tools.
+    struct WireToolList<'a> {
+        tools: &'a RawValue = "tools",
+    }
+}
+
+wire_struct! {
+    /// A tool of a `tools/list` result, for its name.
+    struct WireToolName<'a> {
+        name: Text<'a> = "name",
+    }
+}
+
+wire_struct! {
     /// A content block, for its text.
     struct WireTextBlock<'a> {
         kind: Text<'a> = "type",

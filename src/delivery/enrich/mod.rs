@@ -288,6 +288,8 @@ fn identify_event(event: &Event, at: SystemTime) -> Event {
         client_display_name: event.client_display_name.clone(),
         session_id: None,
         user: event.user.clone(),
+        listed_tools: None,
+        unknown_tool: false,
         http_status: None,
         response_kind: None,
         progress_notifications: 0,
