@@ -414,14 +414,29 @@ struct OtlpReceived {
 }
 
 /// `POST /v1/traces`: an OTLP/HTTP trace export (`ExportTraceServiceRequest`, protobuf).
-async fn otlp_traces(State(received): State<Arc<OtlpReceived>>, body: Bytes) -> impl IntoResponse {
+async fn otlp_traces(
+    State(received): State<Arc<OtlpReceived>>,
+    headers: http::HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
     received.trace_requests.fetch_add(1, Ordering::Relaxed);
     received
         .trace_bytes
         .fetch_add(body.len() as u64, Ordering::Relaxed);
-    received
-        .spans
-        .fetch_add(count_spans(&body), Ordering::Relaxed);
+    // The layer's exporter gzips by default.
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let spans = if gzipped {
+        let mut plain = Vec::new();
+        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain) {
+            Ok(_) => count_spans(&plain),
+            Err(_) => 0,
+        }
+    } else {
+        count_spans(&body)
+    };
+    received.spans.fetch_add(spans, Ordering::Relaxed);
     otlp_success()
 }
 
@@ -1102,7 +1117,7 @@ fn print_telemetry(closings: &[(&str, Closing)], otlp: &[Option<Arc<OtlpReceived
     );
     println!();
     println!(
-        "| server | spans recorded | spans in failed exports | failed metric exports | telemetry panics | trace exports received | spans received | spans not received | trace bytes | metric exports received | metric bytes |"
+        "| server | spans recorded | spans in failed exports | failed metric exports | telemetry panics | trace exports received | spans received | spans not received | trace bytes (as sent) | metric exports received | metric bytes |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for ((variant, closing), received) in closings.iter().zip(otlp) {
