@@ -217,3 +217,18 @@ impl Queue {
         self.recorder.counters().snapshot()
     }
 }
+
+/// Runs the worker's first privacy pass over one captured payload with the default
+/// settings, the built-in secret scrubber on or off, and returns the length of the JSON
+/// an event would carry (0 when the payload is not JSON).
+///
+/// ```
+/// # use tower_mcp_analytics::bench_internals::transcode_payload;
+/// let raw = br#"{"password":"hunter2","query":"rust"}"#;
+/// assert!(transcode_payload(raw, true) > 0);
+/// ```
+pub fn transcode_payload(raw: &[u8], secrets: bool) -> usize {
+    let mut privacy = crate::privacy::Privacy::default();
+    privacy.redact_secrets = secrets;
+    privacy.payload(raw).json.map_or(0, |json| json.get().len())
+}

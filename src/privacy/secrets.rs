@@ -4,8 +4,9 @@
 //!
 //! Owns the rules and nothing else: which keys name a secret ([`secret_key`]) and which
 //! parts of a string are one ([`scrub`]). Never allocates for a string with nothing to
-//! redact, never uses a regular expression engine (a word scan, linear in the string),
-//! and never looks at numbers or booleans (`max_tokens: 1000` is not a secret).
+//! redact, never uses a regular expression engine (one forward scan that skips what
+//! cannot hold a secret), and never looks at numbers or booleans (`max_tokens: 1000` is
+//! not a secret).
 
 use std::borrow::Cow;
 
@@ -72,19 +73,41 @@ pub(crate) fn secret_key(key: &str) -> bool {
 /// `text` with every secret in it replaced by `[redacted]`: a URL's `user:password@`, a
 /// `Bearer` token, a private key block, and words shaped like well-known tokens (Stripe
 /// `sk_live_`, OpenAI and Anthropic `sk-`, GitHub `ghp_`/`github_pat_`, AWS `AKIA`,
-/// Slack `xox?-`, Google `AIza`, npm `npm_`, JWTs).
+/// Slack `xox?-`, Google `AIza`, npm `npm_`, JWTs). A word is a run of bytes that may be
+/// part of a token or a URL (all ASCII, so every cut is a character boundary); only words
+/// of at least [`SHORTEST`] bytes can hold one, and the scan skips ahead past any stretch
+/// that cannot (in prose, most of it).
 pub(crate) fn scrub(text: &str) -> Cow<'_, str> {
-    if text.contains("PRIVATE KEY-----") {
+    if text.contains("PRIVATE KEY-----") && text.contains("-----BEGIN") {
         return Cow::Borrowed(REDACTED);
     }
+    let bytes = text.as_bytes();
     let mut out: Option<String> = None;
     let mut last = 0;
-    let mut after_bearer = false;
-    for (start, word) in words(text) {
-        let secret = (after_bearer && word.len() >= 16) || token_shaped(word);
-        after_bearer = word.eq_ignore_ascii_case("bearer");
-        let range = if secret {
-            Some((start, start + word.len()))
+    let mut at = 0;
+    while at + SHORTEST <= bytes.len() {
+        // A word of SHORTEST bytes starting at `at` needs every byte of the window; the
+        // last byte that is not a word byte tells how far to skip.
+        if let Some(gap) = bytes[at..at + SHORTEST]
+            .iter()
+            .rposition(|&b| !word_byte(b))
+        {
+            at += gap + 1;
+            continue;
+        }
+        let start = at;
+        let mut end = start + SHORTEST;
+        while end < bytes.len() && word_byte(bytes[end]) {
+            end += 1;
+        }
+        at = end + 1;
+        // Trailing punctuation ends a sentence, not a token.
+        while end > start && matches!(bytes[end - 1], b'.' | b':' | b'?' | b'&' | b'#') {
+            end -= 1;
+        }
+        let word = &text[start..end];
+        let range = if (word.len() >= 16 && after_bearer(bytes, start)) || token_shaped(word) {
+            Some((start, end))
         } else {
             url_credentials(word).map(|(s, e)| (start + s, start + e))
         };
@@ -104,47 +127,35 @@ pub(crate) fn scrub(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// The words of `text` with their byte offsets: runs of characters that may be part of
-/// a token or a URL.
-fn words(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    let word_byte = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'_' | b'-'
-                    | b'.'
-                    | b'/'
-                    | b'+'
-                    | b'='
-                    | b':'
-                    | b'@'
-                    | b'%'
-                    | b'~'
-                    | b'?'
-                    | b'&'
-                    | b'#'
-            )
-    };
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    std::iter::from_fn(move || {
-        while i < bytes.len() && !word_byte(bytes[i]) {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            return None;
-        }
-        let start = i;
-        while i < bytes.len() && word_byte(bytes[i]) {
-            i += 1;
-        }
-        // Trailing punctuation ends a sentence, not a token.
-        let mut end = i;
-        while end > start && matches!(bytes[end - 1], b'.' | b':' | b'?' | b'&' | b'#') {
-            end -= 1;
-        }
-        Some((start, &text[start..end]))
-    })
+/// The shortest word that can hold a secret shape (a URL with credentials, `s://u:p@h`).
+const SHORTEST: usize = 9;
+
+/// Whether a byte may be part of a token or a URL.
+fn word_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(
+            byte,
+            b'_' | b'-'
+                | b'.'
+                | b'/'
+                | b'+'
+                | b'='
+                | b':'
+                | b'@'
+                | b'%'
+                | b'~'
+                | b'?'
+                | b'&'
+                | b'#'
+        )
+}
+
+/// Whether the word before the one at `start` is `Bearer` (any case).
+fn after_bearer(bytes: &[u8], start: usize) -> bool {
+    let before = bytes[..start].trim_ascii_end();
+    before.len() >= 6
+        && before[before.len() - 6..].eq_ignore_ascii_case(b"bearer")
+        && (before.len() == 6 || !word_byte(before[before.len() - 7]))
 }
 
 /// The byte range of the `user:password` in a URL's authority (`scheme://user:pw@host`).
@@ -160,7 +171,8 @@ fn url_credentials(word: &str) -> Option<(usize, usize)> {
         .then_some((authority_start, authority_start + at))
 }
 
-/// Whether a word is shaped like a well-known credential.
+/// Whether a word is shaped like a well-known credential (dispatched on its first byte:
+/// most words are looked at no further).
 fn token_shaped(word: &str) -> bool {
     let tail = |prefix: &str, min: usize| {
         word.strip_prefix(prefix).is_some_and(|rest| {
@@ -170,20 +182,26 @@ fn token_shaped(word: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
         })
     };
-    ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"]
-        .iter()
-        .any(|p| tail(p, 10))
-        || (tail("sk-", 32) && mixed(&word[3..]))
-        || ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "npm_"]
+    match word.as_bytes().first() {
+        Some(b's') => {
+            tail("sk_live_", 10) || tail("sk_test_", 10) || (tail("sk-", 32) && mixed(&word[3..]))
+        }
+        Some(b'r') => tail("rk_live_", 10) || tail("rk_test_", 10),
+        Some(b'w') => tail("whsec_", 10),
+        Some(b'g') => {
+            ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]
+                .iter()
+                .any(|p| tail(p, 30))
+                || tail("github_pat_", 22)
+        }
+        Some(b'n') => tail("npm_", 30),
+        Some(b'x') => ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-"]
             .iter()
-            .any(|p| tail(p, 30))
-        || tail("github_pat_", 22)
-        || ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-"]
-            .iter()
-            .any(|p| tail(p, 10))
-        || tail("AIza", 30)
-        || aws_key_id(word)
-        || jwt(word)
+            .any(|p| tail(p, 10)),
+        Some(b'A') => tail("AIza", 30) || aws_key_id(word),
+        Some(b'e') => jwt(word),
+        _ => false,
+    }
 }
 
 /// Whether `text` has digits, uppercase and lowercase letters, as random keys do (and

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::sanitize::{BASE64_AT_LEAST, looks_like_base64, marker};
 use super::secrets::{REDACTED, scrub, secret_key};
-use super::truncate::{PayloadLimits, truncated};
+use super::truncate::{PayloadLimits, cut_from, truncated};
 
 /// Deepest nesting written, whatever the configured depth limit: serde_json refuses input
 /// nested deeper than 128 levels when it is read into values, so deeper levels are only
@@ -150,6 +150,29 @@ impl Writer<'_> {
     }
 }
 
+/// How far past the string limit the scrubber reads a string that is cut: a token that
+/// crosses the cut is still recognised whole (and not left half visible).
+const SCRUB_MARGIN: usize = 4096;
+
+/// `text` with its secrets replaced. A string the pass cuts is scrubbed only as far as
+/// it is kept (plus [`SCRUB_MARGIN`]) and cut here, its marker naming its whole length:
+/// the rest never leaves, so it is never read twice.
+fn scrubbed<'t>(text: Cow<'t, str>, pass: &Pass<'_>) -> Cow<'t, str> {
+    let max = pass.limits.string_bytes;
+    if pass.cut && text.len() > max {
+        let mut window = max.saturating_add(SCRUB_MARGIN).min(text.len());
+        while !text.is_char_boundary(window) {
+            window -= 1;
+        }
+        let start = scrub(&text[..window]);
+        return Cow::Owned(cut_from(&start, text.len(), max));
+    }
+    match scrub(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(done) => Cow::Owned(done),
+    }
+}
+
 /// Writes `text` as a JSON string.
 fn escaped(out: &mut Vec<u8>, text: &str) {
     // Writing a string into a vector cannot fail.
@@ -263,10 +286,7 @@ impl Node<'_, '_> {
             _ => text,
         };
         let text = match writer.pass.secrets {
-            true => match scrub(&text) {
-                Cow::Borrowed(_) => text,
-                Cow::Owned(scrubbed) => Cow::Owned(scrubbed),
-            },
+            true => scrubbed(text, writer.pass),
             false => text,
         };
         let start = writer.out.len();

@@ -116,6 +116,17 @@ pub(crate) fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(format!("{}{marker}", &text[..end]))
 }
 
+/// The start of a longer text, `original` bytes in all, cut to at most `max` bytes with
+/// the marker [`truncated`] writes (which names the original length).
+pub(crate) fn cut_from(start: &str, original: usize, max: usize) -> String {
+    let marker = format!("…[truncated: {original} bytes]");
+    let mut end = max.saturating_sub(marker.len()).min(start.len());
+    while !start.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{marker}", &start[..end])
+}
+
 /// What stands in for a payload removed to fit an event under its cap, or too large to
 /// read: `{"_truncated":{"bytes":N}}`.
 pub(crate) fn removed(bytes: usize) -> Option<RawJson> {
