@@ -665,6 +665,37 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_across_the_cut_is_redacted_whole_and_the_marker_names_the_length() {
+        let limits = PayloadLimits {
+            string_bytes: 64,
+            ..PayloadLimits::default()
+        };
+        let pass = Pass {
+            secrets: true,
+            ..full(&limits)
+        };
+        let token = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+        // The token starts before the cut and ends after it.
+        let text = format!("{}{token} {}", "a ".repeat(10), "tail ".repeat(100));
+        let out = run(&json!({ "note": text }).to_string(), &pass);
+        let note = out["note"].as_str().expect("a string");
+        assert!(!note.contains("sk_live"), "{note}");
+        assert!(note.len() <= 64, "{note}");
+        assert!(
+            note.ends_with(&format!("[truncated: {} bytes]", text.len())),
+            "{note}"
+        );
+        // Off: the start of the token would show.
+        let plain = run(&json!({ "note": text }).to_string(), &full(&limits));
+        assert!(
+            plain["note"]
+                .as_str()
+                .expect("a string")
+                .contains("sk_live")
+        );
+    }
+
+    #[test]
     fn gives_up_past_the_budget_and_rejects_what_is_not_json() {
         let limits = PayloadLimits::default();
         let pass = Pass {
