@@ -293,16 +293,10 @@ async fn secrets_in_headers_query_and_arguments_never_reach_a_sink() {
 }
 
 /// `force_capture_headers` is the only way a sensitive header's value is captured.
-#[tokio::test]
-async fn sensitive_headers_are_masked_unless_forced() {
-    let sink = MemorySink::new();
-    let analytics = AnalyticsLayer::builder()
-        .sink(sink.clone())
-        .capture_headers(["proxy-authorization", "set-cookie", "Authorization"])
-        .force_capture_headers(["X-Api-Key"])
-        .build();
+/// One `tools/call` with these request headers through `layer`, answered `ok`; flushed.
+async fn call_with_headers(layer: &AnalyticsLayer, headers: &[(&str, &str)]) {
     let service = ServiceBuilder::new()
-        .layer(analytics.clone())
+        .layer(layer.clone())
         .service(service_fn(
             |_req: Request<ReplayBody<Full<Bytes>>>| async move {
                 Ok::<_, Infallible>(
@@ -313,17 +307,36 @@ async fn sensitive_headers_are_masked_unless_forced() {
                 )
             },
         ));
-    let request = Request::post("/mcp")
-        .header("content-type", "application/json")
-        .header("proxy-authorization", "Basic czNjcjN0")
-        .header("set-cookie", "a=b")
-        .header("x-api-key", "key-123")
-        .header("authorization", "Bearer abc")
+    let mut request = Request::post("/mcp").header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(Bytes::from(tools_call(1, "echo", json!({})))))
         .unwrap();
     let response = service.oneshot(request).await.unwrap();
     let _ = response.into_body().collect().await.unwrap();
-    analytics.flush().await;
+    layer.flush().await;
+}
+
+#[tokio::test]
+async fn sensitive_headers_are_masked_unless_forced() {
+    let sink = MemorySink::new();
+    let analytics = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .capture_headers(["proxy-authorization", "set-cookie", "Authorization"])
+        .force_capture_headers(["X-Api-Key"])
+        .build();
+    call_with_headers(
+        &analytics,
+        &[
+            ("proxy-authorization", "Basic czNjcjN0"),
+            ("set-cookie", "a=b"),
+            ("x-api-key", "key-123"),
+            ("authorization", "Bearer abc"),
+        ],
+    )
+    .await;
     let events = sink.events();
     assert_eq!(events.len(), 1);
     let headers = &events[0].headers;
@@ -968,7 +981,7 @@ async fn more_than_fifty_tags_are_capped_at_fifty() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 4. The built-in secret scrubber, on by default
+// 7. The built-in secret scrubber, on by default
 // ---------------------------------------------------------------------------------------
 
 /// One call through a layer built from `builder`, with `arguments` and a text result of
@@ -1189,26 +1202,7 @@ async fn an_mcp_session_id_is_masked_like_a_credential_unless_forced() {
             true => builder.force_capture_headers(["Mcp-Session-Id"]),
         };
         let layer = builder.build();
-        let service = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(service_fn(
-                |_req: Request<ReplayBody<Full<Bytes>>>| async move {
-                    Ok::<_, Infallible>(
-                        Response::builder()
-                            .header("content-type", "application/json")
-                            .body(Full::new(answer(text_result("ok"))))
-                            .unwrap(),
-                    )
-                },
-            ));
-        let request = Request::post("/mcp")
-            .header("content-type", "application/json")
-            .header("mcp-session-id", "session-credential-123")
-            .body(Full::new(Bytes::from(tools_call(1, "echo", json!({})))))
-            .unwrap();
-        let response = service.oneshot(request).await.unwrap();
-        let _ = response.into_body().collect().await.unwrap();
-        layer.flush().await;
+        call_with_headers(&layer, &[("mcp-session-id", "session-credential-123")]).await;
         let events = sink.events();
         assert_eq!(
             events[0].headers.get("mcp-session-id").map(String::as_str),
