@@ -109,7 +109,7 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 unsendable: None,
                 #[cfg(feature = "otel")]
                 trace: finished.info.trace.as_ref().map(|clues| {
-                    Box::new(crate::otel::EventTrace {
+                    Box::new(crate::event::trace::EventTrace {
                         clues: std::sync::Arc::clone(clues),
                         start: at,
                         elapsed: call.elapsed,

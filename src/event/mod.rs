@@ -7,6 +7,8 @@
 pub(crate) mod ids;
 mod raw;
 pub(crate) mod time;
+#[cfg(feature = "otel")]
+pub(crate) mod trace;
 mod user;
 
 use std::collections::BTreeMap;
@@ -136,7 +138,7 @@ pub struct Event {
     /// What its span needs beyond the event (feature `otel`).
     #[cfg(feature = "otel")]
     #[serde(skip)]
-    pub(crate) trace: Option<Box<crate::otel::EventTrace>>,
+    pub(crate) trace: Option<Box<trace::EventTrace>>,
 }
 
 impl Event {

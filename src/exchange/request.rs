@@ -63,7 +63,7 @@ pub(crate) struct RequestInfo {
     /// What spans need of the request (ambient context, trace headers), when
     /// OpenTelemetry is on.
     #[cfg(feature = "otel")]
-    pub(crate) trace: Option<std::sync::Arc<crate::otel::Clues>>,
+    pub(crate) trace: Option<std::sync::Arc<crate::event::trace::Clues>>,
 }
 
 impl Origin {

@@ -10,6 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use http::{HeaderMap, Version};
+
+use crate::event::trace::Clues;
 use opentelemetry::Context;
 use opentelemetry::trace::{
     Link, SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
@@ -19,52 +21,39 @@ use opentelemetry::trace::{
 /// when the request reaches the layer.
 pub(crate) type AmbientFn = Arc<dyn Fn() -> Context + Send + Sync>;
 
-/// What the request path learns for tracing, once per HTTP request.
-#[derive(Debug)]
-pub(crate) struct Clues {
-    /// The span that was current when the request reached the layer (e.g. one an outer
-    /// `TraceLayer` opened), when valid.
-    pub(crate) ambient: Option<SpanContext>,
-    /// The request's own `traceparent` / `tracestate` headers, parsed in the worker.
-    pub(crate) traceparent: Option<Box<str>>,
-    pub(crate) tracestate: Option<Box<str>>,
-    pub(crate) http_version: Version,
+/// Reads the ambient context and the trace headers of a request (on the request path). A
+/// panicking ambient function counts as no ambient context.
+pub(crate) fn read_clues(headers: &HeaderMap, version: Version, ambient: &AmbientFn) -> Clues {
+    let ambient = catch_unwind(AssertUnwindSafe(|| {
+        let cx = ambient();
+        let span = cx.span();
+        let context = span.span_context();
+        context.is_valid().then(|| context.clone())
+    }))
+    .ok()
+    .flatten();
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(Box::<str>::from)
+    };
+    Clues {
+        ambient,
+        traceparent: text("traceparent"),
+        tracestate: text("tracestate"),
+        http_version: version,
+    }
 }
 
-impl Clues {
-    /// Reads the ambient context and the trace headers. A panicking ambient function
-    /// counts as no ambient context.
-    pub(crate) fn read(headers: &HeaderMap, version: Version, ambient: &AmbientFn) -> Self {
-        let ambient = catch_unwind(AssertUnwindSafe(|| {
-            let cx = ambient();
-            let span = cx.span();
-            let context = span.span_context();
-            context.is_valid().then(|| context.clone())
-        }))
-        .ok()
-        .flatten();
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(Box::<str>::from)
-        };
-        Self {
-            ambient,
-            traceparent: text("traceparent"),
-            tracestate: text("tracestate"),
-            http_version: version,
-        }
-    }
-
-    /// The ambient HTTP context: the current span's, else the request's headers'.
-    fn ambient(&self) -> Option<SpanContext> {
-        self.ambient.clone().or_else(|| {
-            self.traceparent
-                .as_deref()
-                .and_then(|parent| remote(parent, self.tracestate.as_deref()))
-        })
-    }
+/// The ambient HTTP context: the current span's, else the request's headers'.
+fn ambient(clues: &Clues) -> Option<SpanContext> {
+    clues.ambient.clone().or_else(|| {
+        clues
+            .traceparent
+            .as_deref()
+            .and_then(|parent| remote(parent, clues.tracestate.as_deref()))
+    })
 }
 
 /// The span's parent context and the link to the ambient context, if any. The client's
@@ -77,7 +66,7 @@ pub(crate) fn parent_and_link(
     clues: &Clues,
 ) -> (Context, Option<Link>) {
     let meta = meta_traceparent.and_then(|parent| remote(parent, meta_tracestate));
-    let ambient = clues.ambient();
+    let ambient = ambient(clues);
     match (meta, ambient) {
         (Some(meta), ambient) => {
             let link = ambient

@@ -13,10 +13,10 @@ use lru::LruCache;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter};
 
-use super::EventTrace;
 use super::names::{DURATION_BUCKETS, MCP_PROTOCOL_VERSION, OPERATION_DURATION, SESSION_DURATION};
 use super::spans::network_attributes;
 use crate::event::Event;
+use crate::event::trace::EventTrace;
 
 /// Most sessions whose duration is being followed; beyond it the least recently active
 /// is ended early (recorded as it stands).

@@ -67,43 +67,19 @@ use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry::trace::{Span, Tracer, TracerProvider};
 use opentelemetry::{Context, InstrumentationScope};
 
-pub(crate) use context::{AmbientFn, Clues};
+pub(crate) use context::{AmbientFn, read_clues};
+
 #[cfg(feature = "otel-otlp")]
 pub use otlp::OtlpSetupError;
 
 use crate::delivery::{Observer, ObserverFuture};
 use crate::event::Event;
 use crate::stats::Counters;
+
+/// The layer's wall clock, when one was injected.
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 use metrics::Durations;
 use spans::{OptIn, operation_attributes, record_span};
-
-/// What an event carries for its span: the request's clues and the message's own.
-#[derive(Clone, Debug)]
-pub(crate) struct EventTrace {
-    pub(crate) clues: Arc<Clues>,
-    /// When the request arrived (on the layer's clock).
-    pub(crate) start: SystemTime,
-    /// From its arrival to its response message.
-    pub(crate) elapsed: Duration,
-    /// `params._meta.tracestate` (the `traceparent` is on the event).
-    pub(crate) tracestate: Option<Box<str>>,
-    /// The session is an MCP session (from `Mcp-Session-Id`), not a grouped one.
-    pub(crate) mcp_session: bool,
-}
-
-/// Not part of what an event says: events compare equal whatever their trace clues (as
-/// they serialise the same).
-impl PartialEq for EventTrace {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl EventTrace {
-    pub(crate) fn end(&self) -> SystemTime {
-        self.start + self.elapsed
-    }
-}
 
 /// How the layer reports to OpenTelemetry: where spans and metrics go, which opt-in
 /// attributes they carry, and where the ambient context comes from. See the
@@ -268,7 +244,7 @@ impl OpenTelemetry {
     pub(crate) fn stage(
         self,
         window: Duration,
-        clock: Option<crate::service::Clock>,
+        clock: Option<Clock>,
         counters: Arc<Counters>,
     ) -> Telemetry {
         #[cfg(feature = "otel-otlp")]
@@ -301,7 +277,7 @@ pub(crate) struct Telemetry {
     tracer: Option<BoxedTracer>,
     durations: Option<Durations>,
     opt_in: OptIn,
-    clock: Option<crate::service::Clock>,
+    clock: Option<Clock>,
     counters: Arc<Counters>,
     #[cfg(feature = "otel-otlp")]
     owned: Option<Arc<otlp::Owned>>,

@@ -10,9 +10,9 @@ use std::borrow::Cow;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer};
 use opentelemetry::{KeyValue, Value};
 
-use super::EventTrace;
 use super::context::parent_and_link;
 use super::names::*;
+use crate::event::trace::EventTrace;
 use crate::event::{Event, Outcome};
 
 /// Which opt-in attributes spans carry.

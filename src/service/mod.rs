@@ -155,7 +155,7 @@ where
         let mut info = RequestInfo::from_head(headers, Instant::now(), self.shared.now());
         #[cfg(feature = "otel")]
         if let Some(ambient) = &self.shared.ambient {
-            let clues = crate::otel::Clues::read(headers, request.version(), ambient);
+            let clues = crate::otel::read_clues(headers, request.version(), ambient);
             info.trace = Some(Arc::new(clues));
         }
         let from_headers = mcp::header_text(headers.get(mcp::METHOD)).map(|method| {
