@@ -104,3 +104,24 @@ async fn a_session_that_never_listed_is_judged_by_the_latest_list() -> anyhow::R
     assert!(!calls(&events, "echo")[0].unknown_tool);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_harness_is_named_from_the_user_agent_beside_the_client() -> anyhow::Result<()> {
+    let (server, layer, sink) = server(Mode::StatelessJson).await;
+    let http = common::http_client_with("claude-code/2.1.4 (darwin; arm64)", &[])?;
+    let client = common::modern_client_over(http, &server.url, "claude-ai").await?;
+    common::call_tool(&client, "echo", json!({ "text": "hi" })).await?;
+    common::close(client).await?;
+    // A User-Agent that is no product name gives no label.
+    let odd = common::http_client_with("<script>alert(1)</script>", &[])?;
+    let client = common::modern_client_over(odd, &server.url, "cursor-vscode").await?;
+    common::call_tool(&client, "add", json!({ "a": 1, "b": 2 })).await?;
+    common::close(client).await?;
+    layer.flush().await;
+    let events = sink.events();
+    let echo = calls(&events, "echo")[0];
+    assert_eq!(echo.harness.as_deref(), Some("claude-code"));
+    assert_eq!(echo.client_name.as_deref(), Some("claude-ai"));
+    assert_eq!(calls(&events, "add")[0].harness, None);
+    Ok(())
+}

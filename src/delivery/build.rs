@@ -64,6 +64,12 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
         .into_iter()
         .collect();
     let properties = finished.info.properties.take();
+    let harness = finished
+        .info
+        .origin
+        .user_agent
+        .as_deref()
+        .and_then(super::enrich::harness);
     // A JSON body answers every call of the exchange: read it once.
     let body = finished.body.as_deref().map(Responses::read);
     let events = finished
@@ -93,6 +99,7 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 client_name: None,
                 client_version: None,
                 client_display_name: None,
+                harness: harness.clone(),
                 session_id: None,
                 user: user.clone(),
                 listed_tools: None,

@@ -89,6 +89,10 @@ pub struct Event {
     /// `cursor-vscode` is "Cursor").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_display_name: Option<String>,
+    /// The harness behind the AI client, as its `User-Agent` names it first (e.g.
+    /// `claude-code`, `node`, `python-httpx`): at most 64 of `[A-Za-z0-9._-]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness: Option<String>,
     /// The session this event belongs to: `ses_` followed by 27 base62 characters. With an
     /// `Mcp-Session-Id` header it is derived from that header (never the raw value);
     /// otherwise events are grouped by user + client + inactivity window (see

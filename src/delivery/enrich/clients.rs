@@ -206,6 +206,17 @@ fn parse_user_agent(agent: &str) -> ClientInfo {
     }
 }
 
+/// The harness label of a `User-Agent`: its first product's name, when it is at most 64
+/// of `[A-Za-z0-9._-]`.
+pub(crate) fn harness(agent: &str) -> Option<String> {
+    parse_user_agent(agent).name.filter(|name| {
+        name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    })
+}
+
 /// A display name for well-known clients' self-reported names.
 pub(crate) fn display_name(name: &str) -> Option<&'static str> {
     let known: &[(&str, &str)] = &[

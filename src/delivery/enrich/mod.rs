@@ -13,6 +13,8 @@
 mod clients;
 mod identities;
 
+pub(crate) use clients::harness;
+
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -286,6 +288,7 @@ fn identify_event(event: &Event, at: SystemTime) -> Event {
         client_name: event.client_name.clone(),
         client_version: event.client_version.clone(),
         client_display_name: event.client_display_name.clone(),
+        harness: event.harness.clone(),
         session_id: None,
         user: event.user.clone(),
         listed_tools: None,
