@@ -144,7 +144,8 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
             match read {
                 Ok((arguments, (outcome, result, mut error))) => {
                     if &*message.method == "tools/list" {
-                        event.listed_tools = raw_result(call, body.as_ref())
+                        event.listed_tools = answer_of(call, body.as_ref())
+                            .and_then(|(result, _)| result)
                             .and_then(|raw| tool_names(raw, MAX_LISTED_TOOLS));
                     }
                     if let (Some(error), Some(size)) = (&mut error, finished.info.rejected_batch) {
@@ -187,14 +188,8 @@ fn resolve(
     keep_result: bool,
 ) -> Resolution {
     let status = finished.status;
-    let id = call.message.id.as_ref();
     let found = match &call.end {
-        Some(End::Answer(answer)) => {
-            let result = answer.result.as_ref().and_then(text);
-            let error = answer.error.as_ref().and_then(text);
-            return answered(result, error, privacy, keep_result);
-        }
-        Some(End::Body) => body.and_then(|responses| responses.get(id)),
+        Some(End::Answer(_) | End::Body) => answer_of(call, body),
         Some(End::Accepted) => return (Outcome::Accepted, None, None),
         Some(End::HttpError) => return (Outcome::HttpError, None, Some(http_error(status))),
         Some(End::TooLarge(bytes)) => {
@@ -208,12 +203,7 @@ fn resolve(
         Some(End::NoResponse) | None => None,
     };
     match found {
-        Some(parts) => answered(
-            parts.result.map(RawValue::get),
-            parts.error.map(RawValue::get),
-            privacy,
-            keep_result,
-        ),
+        Some((result, error)) => answered(result, error, privacy, keep_result),
         None if status.is_some_and(|s| !s.is_success()) => {
             (Outcome::HttpError, None, Some(http_error(status)))
         }
@@ -224,14 +214,24 @@ fn resolve(
 /// Most tool names a `tools/list` event carries.
 pub(crate) const MAX_LISTED_TOOLS: usize = 1000;
 
-/// The raw `result` that answered `call`, wherever it came (its own SSE message, or the
-/// exchange's JSON body).
-fn raw_result<'a>(call: &'a Call, body: Option<&'a Responses<'a>>) -> Option<&'a str> {
+/// The raw `result` and `error` that answered `call`, wherever they came (its own SSE
+/// message, or the exchange's JSON body); `None` when nothing answered it.
+type RawAnswer<'a> = (Option<&'a str>, Option<&'a str>);
+
+fn answer_of<'a>(call: &'a Call, body: Option<&'a Responses<'a>>) -> Option<RawAnswer<'a>> {
     match &call.end {
-        Some(End::Answer(answer)) => answer.result.as_ref().and_then(text),
+        Some(End::Answer(answer)) => Some((
+            answer.result.as_ref().and_then(text),
+            answer.error.as_ref().and_then(text),
+        )),
         Some(End::Body) => body
             .and_then(|responses| responses.get(call.message.id.as_ref()))
-            .and_then(|parts| parts.result.map(RawValue::get)),
+            .map(|parts| {
+                (
+                    parts.result.map(RawValue::get),
+                    parts.error.map(RawValue::get),
+                )
+            }),
         _ => None,
     }
 }

@@ -1,8 +1,13 @@
 //! RFC 3339 timestamps for events (UTC, milliseconds).
 //!
-//! Owns the one date conversion the crate needs; never reads a clock itself.
+//! Owns the one date conversion the crate needs, and the type of an injected clock; never
+//! reads a clock itself.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time (injectable for tests and demos).
+pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmmZ`. Times before 1970 are clamped to the epoch.
 pub(crate) fn rfc3339_millis(time: SystemTime) -> String {

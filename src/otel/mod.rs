@@ -74,10 +74,8 @@ pub use otlp::OtlpSetupError;
 
 use crate::delivery::{Observer, ObserverFuture};
 use crate::event::Event;
+use crate::event::time::Clock;
 use crate::stats::Counters;
-
-/// The layer's wall clock, when one was injected.
-type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 use metrics::Durations;
 use spans::{OptIn, operation_attributes, record_span};
 

@@ -7,6 +7,8 @@
 
 use http::{HeaderMap, HeaderName};
 
+use super::secrets::REDACTED;
+
 /// Headers replaced by a marker even when named, unless forced. `Mcp-Session-Id` is one:
 /// whoever holds it acts in that session.
 const SENSITIVE_HEADERS: [&str; 6] = [
@@ -17,8 +19,6 @@ const SENSITIVE_HEADERS: [&str; 6] = [
     "x-api-key",
     "mcp-session-id",
 ];
-/// What stands in for a sensitive header's value.
-const MASK: &str = "[redacted]";
 
 /// The headers to copy into events, each with whether it is forced past the mask.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +49,7 @@ impl HeaderCapture {
                 let value = headers.get(name)?;
                 let sensitive = SENSITIVE_HEADERS.contains(&name.as_str());
                 let text = if sensitive && !forced {
-                    MASK.to_owned()
+                    REDACTED.to_owned()
                 } else {
                     String::from_utf8_lossy(value.as_bytes()).into_owned()
                 };

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-/// What stands in for a secret.
+/// What stands in for a secret (and for a masked header).
 pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Key names (lowercase, without `_`, `-`, `.` or spaces) whose string or structured values

@@ -108,16 +108,11 @@ pub(crate) fn truncated(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {
         return std::borrow::Cow::Borrowed(text);
     }
-    let marker = format!("…[truncated: {} bytes]", text.len());
-    let mut end = max.saturating_sub(marker.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    std::borrow::Cow::Owned(format!("{}{marker}", &text[..end]))
+    std::borrow::Cow::Owned(cut_from(text, text.len(), max))
 }
 
-/// The start of a longer text, `original` bytes in all, cut to at most `max` bytes with
-/// the marker [`truncated`] writes (which names the original length).
+/// The start of a text of `original` bytes, cut to at most `max` bytes (marker included)
+/// at a character boundary, with a marker naming the original length.
 pub(crate) fn cut_from(start: &str, original: usize, max: usize) -> String {
     let marker = format!("…[truncated: {original} bytes]");
     let mut end = max.saturating_sub(marker.len()).min(start.len());

@@ -44,8 +44,7 @@ impl Default for Limits {
     }
 }
 
-/// A source of wall-clock time (injectable for tests and demos).
-pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+pub(crate) use crate::event::time::Clock;
 
 /// The request path's shared state.
 pub(crate) struct Shared {
