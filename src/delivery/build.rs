@@ -38,6 +38,19 @@ pub(crate) struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The first product of a `User-Agent`: `Name/Version (comment) ...`.
+    pub(crate) fn from_user_agent(agent: &str) -> Self {
+        let product = agent.split_whitespace().next().unwrap_or_default();
+        let (name, version) = match product.split_once('/') {
+            Some((name, version)) => (name, (!version.is_empty()).then(|| version.to_owned())),
+            None => (product, None),
+        };
+        Self {
+            name: (!name.is_empty()).then(|| name.to_owned()),
+            version,
+        }
+    }
+
     /// Whether the client named itself.
     pub(crate) fn known(&self) -> bool {
         self.name.is_some()
@@ -64,12 +77,7 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
         .into_iter()
         .collect();
     let properties = finished.info.properties.take();
-    let harness = finished
-        .info
-        .origin
-        .user_agent
-        .as_deref()
-        .and_then(super::enrich::harness);
+    let harness = finished.info.origin.user_agent.as_deref().and_then(harness);
     // A JSON body answers every call of the exchange: read it once.
     let body = finished.body.as_deref().map(Responses::read);
     let events = finished
@@ -209,6 +217,17 @@ fn resolve(
         }
         None => failure(Outcome::NoResponse, "the response ended without an answer"),
     }
+}
+
+/// The harness label of a `User-Agent`: its first product's name, when it is at most 64
+/// of `[A-Za-z0-9._-]`.
+fn harness(agent: &str) -> Option<String> {
+    ClientInfo::from_user_agent(agent).name.filter(|name| {
+        name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    })
 }
 
 /// Most tool names a `tools/list` event carries.

@@ -168,7 +168,9 @@ impl ClientDirectory {
                 name: Some(name.to_owned()),
                 version: origin.client_header_version.as_deref().map(String::from),
             },
-            None => user_agent.map(parse_user_agent).unwrap_or_default(),
+            None => user_agent
+                .map(ClientInfo::from_user_agent)
+                .unwrap_or_default(),
         };
         let keys: Vec<String> = session
             .map(session_key)
@@ -191,30 +193,6 @@ fn session_key(session: &str) -> String {
 fn agent_key(user: &str, agent: &str) -> String {
     let material = format!("{}:{user}{}:{agent}", user.len(), agent.len());
     derived_id("cli", AGENT_DOMAIN, material.as_bytes())
-}
-
-/// The first product of a `User-Agent`: `Name/Version (comment) ...`.
-fn parse_user_agent(agent: &str) -> ClientInfo {
-    let product = agent.split_whitespace().next().unwrap_or_default();
-    let (name, version) = match product.split_once('/') {
-        Some((name, version)) => (name, (!version.is_empty()).then(|| version.to_owned())),
-        None => (product, None),
-    };
-    ClientInfo {
-        name: (!name.is_empty()).then(|| name.to_owned()),
-        version,
-    }
-}
-
-/// The harness label of a `User-Agent`: its first product's name, when it is at most 64
-/// of `[A-Za-z0-9._-]`.
-pub(crate) fn harness(agent: &str) -> Option<String> {
-    parse_user_agent(agent).name.filter(|name| {
-        name.len() <= 64
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    })
 }
 
 /// A display name for well-known clients' self-reported names.

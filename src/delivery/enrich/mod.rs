@@ -13,8 +13,6 @@
 mod clients;
 mod identities;
 
-pub(crate) use clients::harness;
-
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
