@@ -62,6 +62,7 @@
 //   protocol/             the wire formats read: JSON-RPC, MCP headers, server-sent events
 //   exchange/             one request's calls in flight, its facts (Origin), their byte budget
 //   hooks/                everything a server can hook, and running the request hooks
+//   insights/             opt-in rewrites: intent capture, the virtual get_more_tools
 //   delivery/             the worker and its stages: recorder -> build -> enrich -> privacy
 //                         -> observers -> batch -> sink, and where it runs
 //   otel/                 an observer: OpenTelemetry spans and metrics (feature `otel`)
@@ -78,6 +79,7 @@ mod delivery;
 mod event;
 mod exchange;
 pub mod hooks;
+pub mod insights;
 mod layer;
 #[cfg(feature = "otel")]
 pub mod otel;

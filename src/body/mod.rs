@@ -4,11 +4,13 @@
 mod capture;
 mod observed;
 mod replay;
+mod rewrite;
 
 pub(crate) use capture::{Capture, Captured};
 pub use observed::ObservedBody;
 pub(crate) use observed::ResponseTap;
 pub use replay::ReplayBody;
+pub(crate) use rewrite::Rewriter;
 
 use bytes::{Bytes, BytesMut};
 

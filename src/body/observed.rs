@@ -22,6 +22,8 @@ use crate::exchange::{End, Exchange};
 use crate::protocol::mcp;
 use crate::protocol::sse::{SseDecoder, SseItem};
 
+use super::Rewriter;
+
 pin_project! {
     /// The response body handed to the client: the inner body, frame for frame.
     ///
@@ -38,9 +40,12 @@ pin_project! {
     /// # }
     /// ```
     pub struct ObservedBody<B> {
+        // `None` for the layer's own answer.
         #[pin]
-        inner: B,
+        inner: Option<B>,
         tap: Option<Box<ResponseTap>>,
+        // Only when an opt-in insight changes the response (see `insights`).
+        rewrite: Option<Box<Rewriter>>,
     }
 }
 
@@ -51,11 +56,32 @@ impl<B> ObservedBody<B> {
     /// let body = tower_mcp_analytics::ObservedBody::new(http_body_util::Empty::<bytes::Bytes>::new());
     /// ```
     pub fn new(inner: B) -> Self {
-        Self { inner, tap: None }
+        Self::tapped(inner, None, None)
     }
 
-    pub(crate) fn tapped(inner: B, tap: Option<Box<ResponseTap>>) -> Self {
-        Self { inner, tap }
+    pub(crate) fn tapped(
+        inner: B,
+        tap: Option<Box<ResponseTap>>,
+        rewrite: Option<Box<Rewriter>>,
+    ) -> Self {
+        Self {
+            inner: Some(inner),
+            tap,
+            rewrite,
+        }
+    }
+
+    /// The layer's own answer: `bytes`, observed by `tap` like any answer.
+    pub(crate) fn own(bytes: Bytes) -> Self {
+        Self {
+            inner: None,
+            tap: None,
+            rewrite: Some(Box::new(Rewriter::own(bytes))),
+        }
+    }
+
+    pub(crate) fn set_tap(&mut self, tap: Option<Box<ResponseTap>>) {
+        self.tap = tap;
     }
 }
 
@@ -71,8 +97,92 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let mut this = self.project();
-        let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        if let Some(mut tap) = this.tap.take() {
+        if this.rewrite.as_ref().is_some_and(|r| r.is_through()) && this.inner.is_some() {
+            // Nothing held and nothing more to change: a plain pass-through from here.
+            *this.rewrite = None;
+        }
+        let Some(rewrite) = this.rewrite.as_mut() else {
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                return Poll::Ready(None);
+            };
+            let frame = ready!(inner.poll_frame(cx));
+            let ended = this
+                .inner
+                .as_ref()
+                .as_pin_ref()
+                .is_none_or(|inner| inner.is_end_stream());
+            observe(this.tap, &frame, ended);
+            return Poll::Ready(frame);
+        };
+        loop {
+            if let Some(frame) = rewrite.next() {
+                let frame = Some(Ok(frame));
+                if rewrite.is_own() {
+                    // The layer's own answer is observed like a server's.
+                    observe(this.tap, &frame, rewrite.is_drained());
+                }
+                return Poll::Ready(frame);
+            }
+            let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+                observe::<B::Error>(this.tap, &None, true);
+                return Poll::Ready(None);
+            };
+            let frame = ready!(inner.poll_frame(cx));
+            let ended = this
+                .inner
+                .as_ref()
+                .as_pin_ref()
+                .is_none_or(|inner| inner.is_end_stream());
+            observe(this.tap, &frame, ended);
+            match frame {
+                Some(Ok(frame)) => {
+                    rewrite.push(frame);
+                    if ended {
+                        rewrite.finish();
+                    }
+                }
+                Some(Err(error)) => {
+                    // The answer failed: what was held of it is of no use to the client.
+                    *this.rewrite = None;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    rewrite.finish();
+                    if rewrite.is_drained() {
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let inner_ended = self
+            .inner
+            .as_ref()
+            .is_none_or(|inner| inner.is_end_stream());
+        let drained = self.rewrite.as_ref().is_none_or(|r| r.is_drained());
+        inner_ended && drained
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.rewrite, &self.inner) {
+            (None, Some(inner)) => inner.size_hint(),
+            (Some(rewrite), None) => rewrite.own_size_hint(),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// Feeds a frame that goes to the client to the tap, and finishes the exchange when the
+/// answer is complete. `ended`: the body has nothing more after this frame.
+fn observe<E>(
+    slot: &mut Option<Box<ResponseTap>>,
+    frame: &Option<Result<Frame<Bytes>, E>>,
+    ended: bool,
+) {
+    {
+        if let Some(mut tap) = slot.take() {
             let end = match &frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
@@ -80,7 +190,7 @@ where
                     }
                     if !tap.exchange.pending() {
                         Some(End::NoResponse)
-                    } else if tap.complete() || this.inner.is_end_stream() {
+                    } else if tap.complete() || ended {
                         Some(tap.end_of_stream())
                     } else {
                         None
@@ -91,18 +201,9 @@ where
             };
             match end {
                 Some(end) => tap.exchange.finish(end),
-                None => *this.tap = Some(tap),
+                None => *slot = Some(tap),
             }
         }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod delivery;
 mod hooks;
+mod insights;
 mod limits;
 mod privacy;
 mod sessions;
@@ -95,6 +96,10 @@ pub struct AnalyticsLayerBuilder {
     /// How the worker queues, batches and delivers, and where it runs.
     delivery: DeliveryConfig,
     clock: Option<Clock>,
+    /// Intent capture (opt-in).
+    intent: Option<crate::insights::IntentCapture>,
+    /// The virtual tool for missing capabilities (opt-in).
+    missing_tools: Option<crate::insights::MissingTools>,
     /// Spans and metrics, beside the sink or instead of it.
     #[cfg(feature = "otel")]
     telemetry: Option<crate::otel::OpenTelemetry>,
@@ -211,8 +216,8 @@ impl AnalyticsLayerBuilder {
             Arc::new(self.privacy),
             counters,
         );
-        #[cfg_attr(not(feature = "otel"), allow(unused_mut))]
         let mut shared = Shared::new(self.limits, recorder, self.hooks, self.headers, self.clock);
+        shared.insights = crate::insights::Insights::new(self.intent, self.missing_tools);
         #[cfg(feature = "otel")]
         {
             shared.ambient = ambient;

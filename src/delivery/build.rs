@@ -18,6 +18,7 @@ use crate::event::time::rfc3339_millis;
 use crate::event::{Event, EventError, Outcome, RawJson};
 use crate::exchange::{Call, End, Finished, Origin};
 use crate::hooks::UserIdentity;
+use crate::insights::MISSING_CAPABILITY_EVENT;
 use crate::privacy::{Privacy, removed};
 use crate::protocol::jsonrpc::{Responses, error_parts, first_text, result_flags, tool_names};
 use crate::stats::DropReason;
@@ -87,7 +88,10 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
             let message = &call.message;
             let mut event = Event {
                 id: new_id("evt", at),
-                event_type: format!("mcp:{}", message.method),
+                event_type: match message.virtual_call {
+                    true => MISSING_CAPABILITY_EVENT.to_owned(),
+                    false => format!("mcp:{}", message.method),
+                },
                 timestamp: timestamp.clone(),
                 duration_ms: call.elapsed.as_secs_f64() * 1000.0,
                 method: message.method.to_string(),
@@ -110,6 +114,8 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 harness: harness.clone(),
                 session_id: None,
                 user: user.clone(),
+                model: message.model.as_deref().map(String::from),
+                user_intent: message.intent.as_deref().map(String::from),
                 listed_tools: None,
                 unknown_tool: false,
                 http_status: finished.status.map(|s| s.as_u16()),

@@ -93,6 +93,11 @@ pub struct Event {
     /// `claude-code`, `node`, `python-httpx`): at most 64 of `[A-Za-z0-9._-]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub harness: Option<String>,
+    /// The model driving the AI client, when the request named one in `params._meta`
+    /// (`io.modelcontextprotocol/model`, or `model` in `io.modelcontextprotocol/aiInvocation`,
+    /// or a top-level `model`); self-reported, at most 128 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// The session this event belongs to: `ses_` followed by 27 base62 characters. With an
     /// `Mcp-Session-Id` header it is derived from that header (never the raw value);
     /// otherwise events are grouped by user + client + inactivity window (see
@@ -102,6 +107,11 @@ pub struct Event {
     /// Who made the request, when the server identified the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserIdentity>,
+    /// `tools/call`: why the agent called the tool, in its own words, with
+    /// [`IntentCapture`](crate::insights::IntentCapture) on; for a `missing_capability`
+    /// event, what the agent was looking for. Passes the privacy stage like the arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_intent: Option<String>,
     /// `tools/list`: the names of the tools the server advertised (at most 1,000), so that
     /// a backend can tell which tools are never called.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -36,7 +36,7 @@ pub(crate) enum RequestId {
 
 impl RequestId {
     /// Reads an id; `null` gives `None`.
-    fn from_raw(raw: &RawValue) -> Option<Self> {
+    pub(crate) fn from_raw(raw: &RawValue) -> Option<Self> {
         let text = raw.get();
         match text.as_bytes().first() {
             Some(b'"') => serde_json::from_str::<String>(text)
@@ -94,6 +94,12 @@ pub(crate) struct ClientMessage {
     /// `params._meta.tracestate`, beside the `traceparent` (read for spans).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     pub(crate) tracestate: Option<Box<str>>,
+    /// The model `_meta` names, when it names one.
+    pub(crate) model: Option<Box<str>>,
+    /// The intent taken out of the arguments (intent capture).
+    pub(crate) intent: Option<Box<str>>,
+    /// A call of the virtual tool, answered by the layer.
+    pub(crate) virtual_call: bool,
 }
 
 impl ClientMessage {
@@ -116,6 +122,9 @@ impl ClientMessage {
             protocol_version: None,
             traceparent: None,
             tracestate: None,
+            model: None,
+            intent: None,
+            virtual_call: false,
         }
     }
 }
@@ -202,7 +211,34 @@ fn client_message(body: &Bytes, wire: &WireMessage<'_>) -> Option<ClientMessage>
         protocol_version: boxed(&meta.protocol_version).or_else(|| boxed(&params.protocol_version)),
         traceparent: boxed(&meta.traceparent),
         tracestate: boxed(&meta.tracestate),
+        model: model(meta),
+        intent: None,
+        virtual_call: false,
         method,
+    })
+}
+
+/// Longest model name kept, in characters.
+const MODEL_CHARS: usize = 128;
+
+/// The model `_meta` names: `io.modelcontextprotocol/model`, `model` inside
+/// `io.modelcontextprotocol/aiInvocation`, or a top-level `model`, the first that is a
+/// non-empty string.
+fn model(meta: &WireMeta<'_>) -> Option<Box<str>> {
+    let invocation = meta.ai_invocation.as_ref().and_then(|i| i.0.as_ref());
+    [
+        meta.model_namespaced.as_ref(),
+        invocation.and_then(|i| i.model.as_ref()),
+        meta.model.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|text| text.as_str().map(str::trim).filter(|m| !m.is_empty()))
+    .map(|m| {
+        m.chars()
+            .take(MODEL_CHARS)
+            .collect::<String>()
+            .into_boxed_str()
     })
 }
 

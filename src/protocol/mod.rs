@@ -5,5 +5,6 @@
 
 pub(crate) mod jsonrpc;
 pub(crate) mod mcp;
+pub(crate) mod members;
 pub(crate) mod sse;
 mod wire;

@@ -91,6 +91,16 @@ wire_struct! {
         protocol_version: Text<'a> = "io.modelcontextprotocol/protocolVersion",
         traceparent: Text<'a> = "traceparent",
         tracestate: Text<'a> = "tracestate",
+        model_namespaced: Text<'a> = "io.modelcontextprotocol/model",
+        ai_invocation: Lenient<WireInvocation<'a>> = "io.modelcontextprotocol/aiInvocation",
+        model: Text<'a> = "model",
+    }
+}
+
+wire_struct! {
+    /// `_meta["io.modelcontextprotocol/aiInvocation"]`: what drives the request.
+    struct WireInvocation<'a> {
+        model: Text<'a> = "model",
     }
 }
 

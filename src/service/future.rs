@@ -16,10 +16,11 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::open::Capturing;
+use super::open::{Capturing, Opened};
 use super::shared::Shared;
-use crate::body::{ObservedBody, ReplayBody, ResponseTap};
+use crate::body::{ObservedBody, ReplayBody, ResponseTap, Rewriter};
 use crate::exchange::{End, Exchange};
+use crate::protocol::jsonrpc::RequestId;
 
 impl<S, B> ResponseFuture<S, B>
 where
@@ -41,7 +42,11 @@ where
         shared: Arc<Shared>,
     ) -> Self {
         Self {
-            state: State::Calling { future, exchange },
+            state: State::Calling {
+                future,
+                exchange,
+                listing: None,
+            },
             shared,
         }
     }
@@ -76,6 +81,7 @@ pin_project! {
             #[pin]
             future: S::Future,
             exchange: Option<Exchange>,
+            listing: Option<Vec<RequestId>>,
         },
         Done,
     }
@@ -100,21 +106,44 @@ where
                     // later poll says so instead of waiting forever.
                     let taken = this.state.as_mut().project_replace(State::Done);
                     if let StateTaken::Capturing { capturing } = taken {
-                        let (future, exchange) = capturing.open(captured, this.shared);
-                        this.state.set(State::Calling { future, exchange });
+                        match capturing.open(captured, this.shared) {
+                            Opened::Called {
+                                future,
+                                exchange,
+                                listing,
+                            } => this.state.set(State::Calling {
+                                future,
+                                exchange,
+                                listing,
+                            }),
+                            Opened::Answered { answer, exchange } => {
+                                return Poll::Ready(Ok(answered(answer, exchange, this.shared)));
+                            }
+                        }
                     }
                 }
-                StateProj::Calling { future, exchange } => {
+                StateProj::Calling {
+                    future,
+                    exchange,
+                    listing,
+                } => {
                     let result = ready!(future.poll(cx));
                     let exchange = exchange.take();
+                    let listing = listing.take();
                     this.state.set(State::Done);
                     return Poll::Ready(match result {
                         Ok(response) => {
-                            let (head, body) = response.into_parts();
+                            let (mut head, body) = response.into_parts();
                             let limit = this.shared.limits.response_capture_limit;
                             let tap =
                                 exchange.and_then(|ex| ResponseTap::start(ex, &head, &body, limit));
-                            Ok(Response::from_parts(head, ObservedBody::tapped(body, tap)))
+                            let rewrite = listing.and_then(|ids| {
+                                Rewriter::listing(&mut head, ids, this.shared).map(Box::new)
+                            });
+                            Ok(Response::from_parts(
+                                head,
+                                ObservedBody::tapped(body, tap, rewrite),
+                            ))
                         }
                         Err(error) => {
                             if let Some(exchange) = exchange {
@@ -130,4 +159,30 @@ where
             }
         }
     }
+}
+
+/// The layer's own answer to a request (the virtual tool), observed like a server's.
+fn answered<B>(
+    answer: Bytes,
+    exchange: Option<Exchange>,
+    shared: &Arc<Shared>,
+) -> Response<ObservedBody<B>>
+where
+    B: Body<Data = Bytes>,
+{
+    let length = answer.len();
+    let mut body = ObservedBody::own(answer);
+    let mut response = Response::new(());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(length),
+    );
+    let (head, ()) = response.into_parts();
+    let limit = shared.limits.response_capture_limit;
+    body.set_tap(exchange.and_then(|ex| ResponseTap::start(ex, &head, &body, limit)));
+    Response::from_parts(head, body)
 }

@@ -11,7 +11,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Request;
+use http::header::CONTENT_LENGTH;
+use http::{HeaderValue, Request};
 use http_body::Body;
 use tower_service::Service;
 
@@ -20,7 +21,8 @@ use crate::body::{Capture, Captured, ReplayBody};
 use crate::exchange::retention::{COPY_AT_MOST, Reserved};
 use crate::exchange::{Exchange, RequestInfo};
 use crate::hooks::RequestView;
-use crate::protocol::jsonrpc::{ClientMessage, parse_client_body};
+use crate::insights::{Insights, StrippedCalls, is_modern};
+use crate::protocol::jsonrpc::{ClientBody, ClientMessage, RequestId, parse_client_body};
 use crate::stats::DropReason;
 
 /// Everything needed to call the inner service once the body has been read.
@@ -40,16 +42,37 @@ where
     B: Body<Data = Bytes>,
 {
     /// Parses what was read, opens the exchange of its calls, and calls the inner service
-    /// with the exact original body.
+    /// with the exact original body (unless an opt-in insight changes it, or answers the
+    /// call itself).
     pub(crate) fn open(
         mut self,
         captured: Captured<B::Error>,
         shared: &Shared,
-    ) -> (S::Future, Option<Exchange>) {
+    ) -> Opened<S::Future> {
         let recorder = &shared.recorder;
+        let mut listing = None;
+        let mut answer = None;
         let (body, exchange) = match captured {
-            Captured::Complete { body, trailers } => {
-                let parsed = parse_client_body(&body, shared.limits.max_calls_per_request);
+            Captured::Complete { mut body, trailers } => {
+                let mut parsed = parse_client_body(&body, shared.limits.max_calls_per_request);
+                if let (Some(insights), Some(found)) = (&shared.insights, &mut parsed) {
+                    let modern = self.info.protocol_version.as_deref().is_some_and(is_modern);
+                    let step = Insight::read(insights, found, &body, modern);
+                    listing = step.listing;
+                    answer = step.answer;
+                    if let Some(stripped) = step.stripped {
+                        body = stripped.body;
+                        if self.parts.headers.contains_key(CONTENT_LENGTH) {
+                            let length = HeaderValue::from(body.len());
+                            self.parts.headers.insert(CONTENT_LENGTH, length);
+                        }
+                        found.messages =
+                            parse_client_body(&body, shared.limits.max_calls_per_request)
+                                .map(|p| p.messages)
+                                .unwrap_or_default();
+                        set_intents(&mut found.messages, stripped.calls);
+                    }
+                }
                 let exchange = match parsed {
                     Some(parsed) => {
                         let counters = recorder.counters();
@@ -88,8 +111,81 @@ where
                 (ReplayBody::replay(prefix, Some(error), None, None), None)
             }
         };
+        if let Some(answer) = answer {
+            return Opened::Answered { answer, exchange };
+        }
         let future = self.service.call(Request::from_parts(self.parts, body));
-        (future, exchange)
+        Opened::Called {
+            future,
+            exchange,
+            listing,
+        }
+    }
+}
+
+/// What opening a request led to.
+pub(crate) enum Opened<F> {
+    /// The inner service was called.
+    Called {
+        future: F,
+        exchange: Option<Exchange>,
+        /// The `tools/list` requests whose answers an insight rewrites.
+        listing: Option<Vec<RequestId>>,
+    },
+    /// The layer answers the request itself (the virtual tool).
+    Answered {
+        answer: Bytes,
+        exchange: Option<Exchange>,
+    },
+}
+
+/// What the insights make of a parsed request body.
+#[derive(Default)]
+struct Insight {
+    stripped: Option<StrippedCalls>,
+    listing: Option<Vec<RequestId>>,
+    answer: Option<Bytes>,
+}
+
+impl Insight {
+    fn read(insights: &Insights, parsed: &mut ClientBody, body: &Bytes, modern: bool) -> Self {
+        let mut step = Self::default();
+        let lists: Vec<RequestId> = parsed
+            .messages
+            .iter()
+            .filter(|m| &*m.method == "tools/list")
+            .filter_map(|m| m.id.clone())
+            .collect();
+        if !lists.is_empty() {
+            step.listing = Some(lists);
+        }
+        if !parsed.messages.iter().any(|m| &*m.method == "tools/call") {
+            return step;
+        }
+        if !parsed.batch
+            && let Some(call) = insights.virtual_call(body, modern)
+        {
+            for message in &mut parsed.messages {
+                message.virtual_call = true;
+                message.intent = call.request.as_deref().map(Box::from);
+            }
+            step.answer = Some(call.answer);
+            return step;
+        }
+        step.stripped = insights.strip_intents(body);
+        step
+    }
+}
+
+/// Gives each call its intent, matched by request id.
+fn set_intents(messages: &mut [ClientMessage], calls: Vec<(Option<RequestId>, String)>) {
+    for (id, intent) in calls {
+        if let Some(message) = messages
+            .iter_mut()
+            .find(|m| &*m.method == "tools/call" && m.id == id && m.intent.is_none())
+        {
+            message.intent = Some(intent.into_boxed_str());
+        }
     }
 }
 

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// What calls in flight may keep of their requests.
     pub(crate) retention: Retention,
     clock: Option<Clock>,
+    /// Intent capture and the virtual tool, when either is on.
+    pub(crate) insights: Option<crate::insights::Insights>,
     /// Where the ambient trace context comes from, when OpenTelemetry is on.
     #[cfg(feature = "otel")]
     pub(crate) ambient: Option<crate::otel::AmbientFn>,
@@ -76,6 +78,7 @@ impl Shared {
             headers,
             retention: Retention::new(limits.in_flight_bytes),
             clock,
+            insights: None,
             #[cfg(feature = "otel")]
             ambient: None,
         }

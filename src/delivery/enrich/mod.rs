@@ -291,6 +291,8 @@ fn identify_event(event: &Event, at: SystemTime) -> Event {
         user: event.user.clone(),
         listed_tools: None,
         unknown_tool: false,
+        model: None,
+        user_intent: None,
         http_status: None,
         response_kind: None,
         progress_notifications: 0,
