@@ -96,7 +96,7 @@ impl AnalyticsLayerBuilder {
         self
     }
 
-    /// A function applied to every string in arguments, results, errors and user data
+    /// A function applied to every string in arguments, results, errors, intents and user data
     /// (object keys and system fields such as ids, event type and tool name are left
     /// alone): return a replacement, or `None` to keep the string. Runs in the worker. If
     /// it panics, the event is dropped, never sent unredacted, and counted as

@@ -140,6 +140,10 @@ pub(crate) fn events(mut finished: Finished, privacy: &Privacy) -> Built {
                 }),
             };
             let captured = privacy.captures(&event);
+            if !captured.arguments {
+                // The intent travels with the arguments it came in.
+                event.user_intent = None;
+            }
             // The `redact` hook runs in this pass: if it panics, the event is not sent.
             let read = catch_unwind(AssertUnwindSafe(|| {
                 let arguments = match (captured.arguments, message.withheld) {

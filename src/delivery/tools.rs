@@ -14,6 +14,7 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use crate::event::{Event, Outcome};
+use crate::insights::MISSING_CAPABILITY_EVENT;
 
 /// Most sessions whose tool lists are remembered.
 const MAX_SESSIONS: usize = 10_000;
@@ -62,6 +63,10 @@ impl ToolCatalog {
                 let Some(name) = event.resource_name.as_deref() else {
                     return;
                 };
+                if event.event_type == MISSING_CAPABILITY_EVENT {
+                    // The layer's own tool, answered by the layer.
+                    return;
+                }
                 let advertised = event
                     .session_id
                     .as_ref()

@@ -203,11 +203,16 @@ impl Privacy {
                 }
             }
         }
-        if self.redact_secrets
-            && let Some(error) = &mut event.error
-            && let std::borrow::Cow::Owned(scrubbed) = secrets::scrub(&error.message)
-        {
-            error.message = scrubbed;
+        if self.redact_secrets {
+            let texts = [
+                event.error.as_mut().map(|e| &mut e.message),
+                event.user_intent.as_mut(),
+            ];
+            for text in texts.into_iter().flatten() {
+                if let std::borrow::Cow::Owned(scrubbed) = secrets::scrub(text) {
+                    *text = scrubbed;
+                }
+            }
         }
         let hooked = self.redact_event.is_some();
         let redacted = catch_unwind(AssertUnwindSafe(|| {
@@ -226,6 +231,11 @@ impl Privacy {
             {
                 error.message = replacement;
             }
+            if let Some(intent) = &mut event.user_intent
+                && let Some(replacement) = hook(intent)
+            {
+                *intent = replacement;
+            }
             if let Some(user) = &mut event.user {
                 if let Some(name) = &mut user.name
                     && let Some(replacement) = hook(name)
@@ -243,6 +253,9 @@ impl Privacy {
         }
         for value in own_values(&mut event) {
             truncate::truncate(value, &self.limits);
+        }
+        if let Some(intent) = &mut event.user_intent {
+            truncate::truncate_string(intent, self.limits.string_bytes);
         }
         Ok(event)
     }
@@ -367,6 +380,8 @@ fn cut_system_strings(event: &mut Event) {
         event.client_name.as_mut(),
         event.client_version.as_mut(),
         event.traceparent.as_mut(),
+        event.model.as_mut(),
+        event.user_intent.as_mut(),
         event.error.as_mut().map(|e| &mut e.message),
     ]
     .into_iter()

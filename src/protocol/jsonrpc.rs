@@ -526,6 +526,35 @@ mod tests {
         assert_eq!(msg.client_version.as_deref(), Some("1.2"));
         assert_eq!(msg.protocol_version.as_deref(), Some("2026-07-28"));
         assert!(msg.traceparent.is_some());
+        assert_eq!(msg.model, None);
+    }
+
+    #[test]
+    fn reads_the_model_meta_names() {
+        let model = |meta: &str| {
+            let text = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"a","_meta":{meta}}}}}"#
+            );
+            parse(&text).and_then(|b| b.messages[0].model.as_deref().map(String::from))
+        };
+        assert_eq!(
+            model(r#"{"io.modelcontextprotocol/model":"claude-opus-4-5"}"#).as_deref(),
+            Some("claude-opus-4-5")
+        );
+        assert_eq!(
+            model(r#"{"io.modelcontextprotocol/aiInvocation":{"model":"gpt-5.1","provider":"x"}}"#)
+                .as_deref(),
+            Some("gpt-5.1")
+        );
+        assert_eq!(
+            model(r#"{"model":" gemini-3-pro "}"#).as_deref(),
+            Some("gemini-3-pro")
+        );
+        assert_eq!(model(r#"{"model":""}"#), None);
+        assert_eq!(model(r#"{"model":{"name":"x"}}"#), None);
+        assert_eq!(model(r#"{"vscode.conversationId":"c1"}"#), None);
+        let long = format!(r#"{{"model":"{}"}}"#, "m".repeat(1000));
+        assert_eq!(model(&long).map(|m| m.len()), Some(128));
     }
 
     #[test]
