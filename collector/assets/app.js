@@ -745,8 +745,58 @@
       title: "Tools",
       node: h("div", null,
         pageHead("Tools", rangeText(st) + " \u00b7 " + fmtInt(rows.length) + " tools"),
-        card(null, dataTable("tools", toolCols(st), rows, (r) => r.tool), "card-flush")),
+        card(null, dataTable("tools", toolCols(st), rows, (r) => r.tool), "card-flush"),
+        insights(st, d.insights || {})),
     };
+  }
+
+  // A date-time cell with the full timestamp as tooltip.
+  function when(ms) {
+    return h("span", { title: fmtFull(ms) }, fmtDateTime(ms));
+  }
+
+  // The body of an insight card: a one-line explanation, then its table.
+  function insightBody(note, table) {
+    return h("div", null, h("p", { class: "card-note" }, note), table);
+  }
+
+  // Beyond call counts: tools advertised but never called, calls of tools that were not
+  // advertised, and what agents looked for and did not find.
+  function insights(st, d) {
+    const list = (v) => (Array.isArray(v) ? v : []);
+    const never = list(d.advertised_never_called);
+    const unknown = list(d.unknown_tools);
+    const asks = list(d.asked_for);
+    const advertised = isNum(d.advertised_tools) ? d.advertised_tools : 0;
+    const neverEmpty = advertised > 0
+      ? "Every advertised tool was called"
+      : "No tools/list answer in this range, so nothing to compare with";
+    return h("div", { class: "insights", data: { insights: "" } },
+      h("div", { class: "grid-2" },
+        card("Advertised, never called", insightBody(
+          "Tools the server listed in this range that no agent called in it.",
+          dataTable("never-called", [
+            { col: "tool", label: "Tool", get: (r) => r.tool, show: (r) => clipped(r.tool, CELL_MAX, "strong") },
+            { col: "last_advertised", label: "Last advertised", num: true, get: (r) => r.last_advertised, show: (r) => when(r.last_advertised) },
+          ], never, (r) => r.tool, neverEmpty)), "card-flush"),
+        card("Unknown tools called", insightBody(
+          "Calls of tools the server had not advertised, or did not know.",
+          dataTable("unknown-tools", [
+            { col: "tool", label: "Tool", get: (r) => r.tool, show: (r) => link(viewHash(st, "tools", r.tool), r.tool, CELL_MAX, "strong") },
+            { col: "calls", label: "Calls", num: true, get: (r) => r.calls, show: (r) => fmtInt(r.calls) },
+            { col: "last_seen", label: "Last seen", num: true, get: (r) => r.last_seen, show: (r) => when(r.last_seen) },
+          ], unknown, (r) => r.tool, "Every tool called was advertised")), "card-flush")),
+      card("What agents asked for", insightBody(
+        "What agents were looking for when no tool fit, newest first.",
+        dataTable("asked-for", [
+          { col: "ts", label: "Time", cls: "nowrap", get: (r) => r.ts, show: (r) => when(r.ts) },
+          { col: "user_intent", label: "Looking for", cls: "intent", get: (r) => r.user_intent, show: (r) => clipped(r.user_intent == null ? "\u2014" : r.user_intent, 300) },
+          { col: "client", label: "Client", cls: "nowrap", get: (r) => r.client, show: (r) => clipped(r.client == null ? "\u2014" : r.client, 32) },
+          {
+            col: "session_id", label: "Session", cls: "nowrap", get: (r) => r.session_id,
+            show: (r) => r.session_id == null ? "\u2014" : sessionLink(st, r.session_id, r.id),
+          },
+        ], asks, (r) => r.id, "No agent asked for a tool it could not find")), "card-flush"));
   }
 
   function eventCols(st) {

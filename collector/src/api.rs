@@ -22,6 +22,8 @@ const SESSIONS_LISTED: usize = 500;
 const FACETS: usize = 200;
 /// Live tail rows per answer at most.
 const TAIL_MAX: usize = 500;
+/// Advertised tool names read for the tools page's insights at most.
+const ADVERTISED: usize = 5_000;
 /// Aggregate views computed at once; more wait their turn, so memory stays bounded.
 static VIEWS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
@@ -201,9 +203,24 @@ pub(crate) async fn overview(State(api): State<Api>, Query(params): Query<Params
     to_json(page)
 }
 
+/// The tools page: a row per tool called, and the insights of the same range and filters.
 pub(crate) async fn tools(State(api): State<Api>, Query(params): Query<Params>) -> Answer {
-    let tools = view(&api, params, |_, rows| Ok(report::tools(&rows)), |_| {}).await?;
-    to_json(json!({ "tools": tools }))
+    let store = Arc::clone(&api.store);
+    let (tools, insights) = view(
+        &api,
+        params,
+        move |filter, rows| {
+            let advertised = store.advertised(&filter, ADVERTISED)?;
+            let asks = store.asks(&filter, report::ASKS)?;
+            Ok((
+                report::tools(&rows),
+                report::insights(&rows, advertised, asks),
+            ))
+        },
+        |_| {},
+    )
+    .await?;
+    to_json(json!({ "tools": tools, "insights": insights }))
 }
 
 pub(crate) async fn tool(

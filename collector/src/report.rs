@@ -1,5 +1,7 @@
 //! What each dashboard page shows, computed from stored rows: totals, exact percentiles
-//! (nearest rank), time series in even buckets, and tables per tool, client and user.
+//! (nearest rank), time series in even buckets, tables per tool, client and user, and the
+//! tools page's insights (tools advertised but never called, calls of unknown tools, what
+//! agents asked for).
 //!
 //! Owns the numbers' definitions, so the dashboard and the JSON API agree. Pure: never
 //! touches storage or HTTP.
@@ -9,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::store::{EventRow, SessionRow};
+use crate::store::{Advertised, EventRow, SessionRow};
 
 /// Bucket widths a series may use, in ms: the smallest giving at most [`MAX_BUCKETS`].
 const BUCKETS: &[i64] = &[
@@ -25,6 +27,12 @@ const BUCKETS: &[i64] = &[
 const MAX_BUCKETS: i64 = 60;
 /// Clients named in a tool's row, at most.
 const TOP_CLIENTS: usize = 3;
+/// Rows of each insights list (never called, unknown tools), at most.
+pub const INSIGHT_ROWS: usize = 500;
+/// What agents asked for, at most: the newest.
+pub const ASKS: usize = 50;
+/// The `event_type` of the layer's record of an agent looking for a tool it lacks.
+const MISSING_CAPABILITY: &str = "missing_capability";
 
 /// The `q`-quantile of sorted values by nearest rank (the smallest value with at least
 /// `q` of the values at or below it); `None` for no values.
@@ -62,8 +70,10 @@ fn bucket_starts(from: i64, to: i64, bucket: i64) -> Vec<i64> {
     (0..count).map(|n| first + n * bucket).collect()
 }
 
+/// A `tools/call` of a tool, not the layer's record of an agent asking for a missing one
+/// (the layer answered those itself: they are not calls of the server's tools).
 fn is_tool_call(row: &EventRow) -> bool {
-    &*row.method == "tools/call"
+    &*row.method == "tools/call" && &*row.event_type != MISSING_CAPABILITY
 }
 
 /// The overview page.
@@ -548,6 +558,123 @@ pub fn users(rows: &[EventRow]) -> Users {
     }
 }
 
+/// What the tools page says beyond call counts.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Insights {
+    /// Distinct tool names advertised (`listed_tools` of `tools/list` events) in the range.
+    pub advertised_tools: u64,
+    /// Advertised in the range and never called in it, the most recently advertised first.
+    pub advertised_never_called: Vec<Advertised>,
+    /// Tools called though not advertised (or unknown to the server), most called first.
+    pub unknown_tools: Vec<UnknownTool>,
+    /// What agents looked for and did not find (`missing_capability` events), newest first.
+    pub asked_for: Vec<Ask>,
+}
+
+/// Calls of one tool flagged `unknown_tool`.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct UnknownTool {
+    /// The tool's name, as called.
+    pub tool: String,
+    /// Calls.
+    pub calls: u64,
+    /// The latest call (ms).
+    pub last_seen: i64,
+}
+
+/// One `missing_capability` event: what an agent asked for.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Ask {
+    /// The event id.
+    pub id: String,
+    /// When (ms).
+    pub ts: i64,
+    /// The agent's words: what it was looking for.
+    pub user_intent: String,
+    /// The tool it asked through (the layer's virtual tool).
+    pub tool: Option<Arc<str>>,
+    /// The client's label.
+    pub client: Arc<str>,
+    /// The user's id.
+    pub user_id: Option<Arc<str>>,
+    /// The session.
+    pub session_id: Arc<str>,
+}
+
+/// The insights of a range: `rows` are its events, `advertised` the names its `tools/list`
+/// answers carried (with when each was last advertised) and `asks` its latest
+/// `missing_capability` events with their intents. Every list is bounded: at most
+/// [`INSIGHT_ROWS`] tools per list and [`ASKS`] asks.
+pub fn insights(
+    rows: &[EventRow],
+    advertised: Vec<Advertised>,
+    asks: Vec<(EventRow, String)>,
+) -> Insights {
+    let mut called: HashSet<&str> = HashSet::new();
+    let mut unknown: HashMap<&str, (u64, i64)> = HashMap::new();
+    for row in rows.iter().filter(|row| is_tool_call(row)) {
+        let Some(tool) = row.tool.as_deref() else {
+            continue;
+        };
+        called.insert(tool);
+        if row.unknown_tool {
+            let entry = unknown.entry(tool).or_insert((0, row.ts));
+            entry.0 += 1;
+            entry.1 = entry.1.max(row.ts);
+        }
+    }
+    let advertised_tools = advertised.len() as u64;
+    let mut never_called: Vec<Advertised> = advertised
+        .into_iter()
+        .filter(|name| !called.contains(name.tool.as_str()))
+        .collect();
+    never_called.sort_by(|a, b| {
+        b.last_advertised
+            .cmp(&a.last_advertised)
+            .then_with(|| a.tool.cmp(&b.tool))
+    });
+    never_called.truncate(INSIGHT_ROWS);
+    let mut unknown_tools: Vec<UnknownTool> = unknown
+        .into_iter()
+        .map(|(tool, (calls, last_seen))| UnknownTool {
+            tool: tool.to_owned(),
+            calls,
+            last_seen,
+        })
+        .collect();
+    unknown_tools.sort_by(|a, b| {
+        b.calls
+            .cmp(&a.calls)
+            .then_with(|| b.last_seen.cmp(&a.last_seen))
+            .then_with(|| a.tool.cmp(&b.tool))
+    });
+    unknown_tools.truncate(INSIGHT_ROWS);
+    let mut asks: Vec<(EventRow, String)> = asks
+        .into_iter()
+        .filter(|(row, _)| &*row.event_type == MISSING_CAPABILITY)
+        .collect();
+    asks.sort_by(|a, b| b.0.ts.cmp(&a.0.ts).then_with(|| b.0.seq.cmp(&a.0.seq)));
+    asks.truncate(ASKS);
+    let asked_for = asks
+        .into_iter()
+        .map(|(row, user_intent)| Ask {
+            id: row.id,
+            ts: row.ts,
+            user_intent,
+            tool: row.tool,
+            client: row.client,
+            user_id: row.user_id,
+            session_id: row.session_id,
+        })
+        .collect();
+    Insights {
+        advertised_tools,
+        advertised_never_called: never_called,
+        unknown_tools,
+        asked_for,
+    }
+}
+
 /// One session's page.
 #[derive(Debug, Serialize)]
 pub struct SessionDetail {
@@ -610,6 +737,8 @@ mod tests {
             user_name: None,
             session_id: format!("s{}", user.unwrap_or("anon")).into(),
             grouping: Grouping::Layer,
+            unknown_tool: false,
+            model: None,
         }
     }
 
@@ -670,5 +799,93 @@ mod tests {
         assert_eq!(page.users[0].events, 2);
         assert_eq!(page.users[0].errors, 1);
         assert_eq!(page.users[0].sessions, 1);
+    }
+
+    fn advertised(tool: &str, at: i64) -> Advertised {
+        Advertised {
+            tool: tool.into(),
+            last_advertised: at,
+        }
+    }
+
+    fn ask(ts: i64, intent: &str) -> (EventRow, String) {
+        let mut row = row(ts, "get_more_tools", 1.0, false, "c", Some("alice"));
+        row.event_type = MISSING_CAPABILITY.into();
+        (row, intent.to_owned())
+    }
+
+    #[test]
+    fn advertised_tools_never_called_are_those_without_a_call_in_the_range() {
+        let mut unknown = row(5, "summarize_inbox", 1.0, true, "c", None);
+        unknown.unknown_tool = true;
+        let (mut asked, _) = ask(6, "ignored here");
+        // A missing_capability event naming an advertised tool is no call of it.
+        asked.tool = Some("delete_repo".into());
+        let rows = vec![row(1, "search", 1.0, false, "c", None), unknown, asked];
+        let page = insights(
+            &rows,
+            vec![
+                advertised("search", 9),
+                advertised("delete_repo", 3),
+                advertised("<img src=x>", 7),
+            ],
+            Vec::new(),
+        );
+        assert_eq!(page.advertised_tools, 3);
+        let never: Vec<(&str, i64)> = page
+            .advertised_never_called
+            .iter()
+            .map(|name| (name.tool.as_str(), name.last_advertised))
+            .collect();
+        assert_eq!(never, [("<img src=x>", 7), ("delete_repo", 3)]);
+        assert!(page.asked_for.is_empty());
+    }
+
+    #[test]
+    fn unknown_tools_are_counted_with_their_last_call_most_called_first() {
+        let flagged = |ts: i64, tool: &str| {
+            let mut row = row(ts, tool, 1.0, true, "c", None);
+            row.unknown_tool = true;
+            row
+        };
+        let rows = vec![
+            flagged(10, "summarize_inbox"),
+            flagged(30, "summarize_inbox"),
+            flagged(20, "send_email"),
+            row(40, "search", 1.0, false, "c", None),
+        ];
+        let page = insights(&rows, Vec::new(), Vec::new());
+        let unknown: Vec<(&str, u64, i64)> = page
+            .unknown_tools
+            .iter()
+            .map(|tool| (tool.tool.as_str(), tool.calls, tool.last_seen))
+            .collect();
+        assert_eq!(unknown, [("summarize_inbox", 2, 30), ("send_email", 1, 20)]);
+        assert_eq!(page.advertised_tools, 0);
+        assert!(page.advertised_never_called.is_empty());
+    }
+
+    #[test]
+    fn asks_are_the_newest_first_and_every_list_is_bounded() {
+        let asks = (0..ASKS as i64 + 10)
+            .map(|n| ask(n, &format!("need {n}")))
+            .collect();
+        let listed = (0..INSIGHT_ROWS as i64 + 10)
+            .map(|n| advertised(&format!("tool_{n}"), n))
+            .collect();
+        let rows: Vec<EventRow> = (0..INSIGHT_ROWS as i64 + 10)
+            .map(|n| {
+                let mut row = row(n, &format!("odd_{n}"), 1.0, true, "c", None);
+                row.unknown_tool = true;
+                row
+            })
+            .collect();
+        let page = insights(&rows, listed, asks);
+        assert_eq!(page.asked_for.len(), ASKS);
+        assert_eq!(page.asked_for[0].user_intent, format!("need {}", ASKS + 9));
+        assert_eq!(page.asked_for[0].tool.as_deref(), Some("get_more_tools"));
+        assert_eq!(page.advertised_never_called.len(), INSIGHT_ROWS);
+        assert_eq!(page.unknown_tools.len(), INSIGHT_ROWS);
+        assert_eq!(page.advertised_tools, INSIGHT_ROWS as u64 + 10);
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! Owns validation only: a batch is taken whole or refused whole with a reason. Never
 //! touches storage, and never drops an event field it does not know: the event's own JSON
-//! is kept byte for byte, so newer layers can talk to older collectors.
+//! is kept byte for byte, so newer layers can talk to older collectors. The optional
+//! fields the tools page reads (`listed_tools`, `unknown_tool`, `user_intent`, `model`)
+//! are taken when they have their documented type and otherwise left to that JSON alone:
+//! they never refuse a batch.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -15,6 +18,9 @@ const MAX_ID_LEN: usize = 256;
 /// Longer indexed strings (names, methods) are cut to this many bytes in the index columns;
 /// the stored event keeps them whole.
 const MAX_COLUMN_LEN: usize = 1024;
+/// The most `listed_tools` names kept in the index columns (the layer sends at most as
+/// many); the stored event keeps them all.
+const MAX_LISTED_TOOLS: usize = 1000;
 
 /// A batch that passed validation, ready to store.
 ///
@@ -38,6 +44,10 @@ const MAX_COLUMN_LEN: usize = 1024;
 ///     user_id: Some("alice".into()),
 ///     user_name: None,
 ///     session_id: None,
+///     listed_tools: None,
+///     unknown_tool: false,
+///     user_intent: None,
+///     model: None,
 ///     json: r#"{"id":"evt_1"}"#.into(),
 /// };
 /// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
@@ -86,6 +96,16 @@ pub struct IncomingEvent {
     pub user_name: Option<String>,
     /// `session_id`, when the layer set one.
     pub session_id: Option<String>,
+    /// `listed_tools`: the tool names a `tools/list` answer advertised (at most 1,000).
+    pub listed_tools: Option<Vec<String>>,
+    /// `unknown_tool`: a `tools/call` of a tool that was not advertised or that the server
+    /// does not know.
+    pub unknown_tool: bool,
+    /// `user_intent`: why the agent called the tool, or (on a `missing_capability` event)
+    /// what it was looking for.
+    pub user_intent: Option<String>,
+    /// `model`: the model behind the AI client, when the layer knows it.
+    pub model: Option<String>,
     /// The event as it was sent.
     pub json: String,
 }
@@ -147,6 +167,38 @@ struct EventFields {
     client_display_name: Option<String>,
     session_id: Option<String>,
     user: Option<UserFields>,
+    #[serde(default)]
+    listed_tools: Lenient<Vec<String>>,
+    #[serde(default)]
+    unknown_tool: Lenient<bool>,
+    #[serde(default)]
+    user_intent: Lenient<String>,
+    #[serde(default)]
+    model: Lenient<String>,
+}
+
+/// An optional field read when it has the expected type; anything else (`null`, another
+/// type) reads as absent and stays in the stored JSON only.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Lenient<T> {
+    Read(T),
+    Other(serde::de::IgnoredAny),
+}
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self::Other(serde::de::IgnoredAny)
+    }
+}
+
+impl<T> Lenient<T> {
+    fn get(self) -> Option<T> {
+        match self {
+            Self::Read(value) => Some(value),
+            Self::Other(_) => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -248,6 +300,16 @@ fn read_event(json: &RawValue) -> Result<IncomingEvent, String> {
             .session_id
             .filter(|id| !id.is_empty())
             .map(|id| column(&id)),
+        listed_tools: fields.listed_tools.get().map(|names| {
+            names
+                .iter()
+                .take(MAX_LISTED_TOOLS)
+                .map(|name| column(name))
+                .collect()
+        }),
+        unknown_tool: fields.unknown_tool.get().unwrap_or(false),
+        user_intent: fields.user_intent.get().map(|intent| column(&intent)),
+        model: fields.model.get().map(|model| column(&model)),
         json: json.get().to_owned(),
     })
 }
@@ -405,6 +467,60 @@ mod tests {
             matches!(refusal, Refusal::Event { index: 1, .. }),
             "{refusal}"
         );
+    }
+
+    #[test]
+    fn tool_catalog_fields_read_into_columns_and_a_wrong_type_refuses_nothing() {
+        let body = br#"{"schema":"tower-mcp-analytics/v1","batch_id":"b","events":[
+            {"id":"e1","timestamp":"2026-11-22T10:00:06Z","method":"tools/list",
+             "listed_tools":["search","delete_repo"],"model":"claude-opus"},
+            {"id":"e2","timestamp":"2026-11-22T10:00:07Z","method":"tools/call",
+             "resource_name":"summarize_inbox","unknown_tool":true,"user_intent":"triage mail"},
+            {"id":"e3","timestamp":"2026-11-22T10:00:08Z","method":"tools/call",
+             "listed_tools":"search","unknown_tool":"yes","user_intent":{"text":1},"model":null}]}"#;
+        let batch = read_batch(body, 10).unwrap();
+        let [list, call, odd] = &batch.events[..] else {
+            panic!("three events");
+        };
+        assert_eq!(
+            list.listed_tools.as_deref(),
+            Some(&["search".to_owned(), "delete_repo".to_owned()][..])
+        );
+        assert_eq!(list.model.as_deref(), Some("claude-opus"));
+        assert!(call.unknown_tool);
+        assert_eq!(call.user_intent.as_deref(), Some("triage mail"));
+        assert_eq!(
+            (
+                &odd.listed_tools,
+                odd.unknown_tool,
+                &odd.user_intent,
+                &odd.model
+            ),
+            (&None, false, &None, &None)
+        );
+        assert!(odd.json.contains(r#""user_intent":{"text":1}"#));
+    }
+
+    #[test]
+    fn a_long_tool_list_is_bounded_in_the_columns() {
+        let names: Vec<String> = (0..1500).map(|n| format!("tool_{n}")).collect();
+        let event = serde_json::json!({
+            "id": "e1", "timestamp": "2026-11-22T10:00:06Z", "method": "tools/list",
+            "listed_tools": names, "user_intent": "x".repeat(5000),
+        });
+        let body =
+            format!(r#"{{"schema":"tower-mcp-analytics/v1","batch_id":"b","events":[{event}]}}"#);
+        let batch = read_batch(body.as_bytes(), 10).unwrap();
+        let event = &batch.events[0];
+        assert_eq!(
+            event.listed_tools.as_ref().map(Vec::len),
+            Some(MAX_LISTED_TOOLS)
+        );
+        assert_eq!(
+            event.user_intent.as_ref().map(String::len),
+            Some(MAX_COLUMN_LEN)
+        );
+        assert!(event.json.contains("tool_1499"));
     }
 
     #[test]

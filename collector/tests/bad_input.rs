@@ -26,7 +26,7 @@ use anyhow::{Context as _, bail, ensure};
 use collector_process::ScratchDir;
 use mcp_analytics_collector::store::IncomingBatch;
 use mcp_analytics_collector::store::{
-    Committed, EventRow, Facets, Filter, SessionRow, SqliteStore, Store, StoreError,
+    Advertised, Committed, EventRow, Facets, Filter, SessionRow, SqliteStore, Store, StoreError,
 };
 use mcp_analytics_collector::{Collector, CollectorBuilder};
 use reqwest::StatusCode;
@@ -762,6 +762,12 @@ impl Store for SlowStore {
     }
     fn facets(&self, filter: &Filter, limit: usize) -> Result<Facets, StoreError> {
         self.inner.facets(filter, limit)
+    }
+    fn advertised(&self, filter: &Filter, limit: usize) -> Result<Vec<Advertised>, StoreError> {
+        self.inner.advertised(filter, limit)
+    }
+    fn asks(&self, filter: &Filter, limit: usize) -> Result<Vec<(EventRow, String)>, StoreError> {
+        self.inner.asks(filter, limit)
     }
     fn span(&self) -> Result<Option<(i64, i64)>, StoreError> {
         self.inner.span()

@@ -7,7 +7,10 @@
 //!   S2, alice/Cursor 10:20 → S3, alice/Claude Desktop 10:55 → S4, anonymous → its own),
 //!   produced by the real layer in `SessionMode::Backend` in front of a real MCP server
 //!   and delivered to the collector newest first, shows as those sessions;
-//! - hostile names, arguments and results render as text and run no script.
+//! - hostile names, arguments and results render as text and run no script;
+//! - the tools page's insights (advertised but never called, unknown tools called, what
+//!   agents asked for) list what the seed says, hostile tool names as text, with sensible
+//!   empty states; and the same from the real layer in front of the demo server.
 
 #[path = "support/browser.rs"]
 mod browser;
@@ -720,6 +723,266 @@ async fn hostile_data_renders_as_text_and_runs_nothing() -> anyhow::Result<()> {
         "the huge argument is not shown"
     );
     assert!(session_page.contains("javascript:document.body.dataset.pwned"));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The tools page's insights.
+
+const HOSTILE_TOOL: &str = "<img src=x onerror=alert(1)>";
+const ASKED: &str = "I need to send an email";
+
+/// The markup of `table`, up to its end.
+fn table<'a>(dom: &'a str, name: &str) -> anyhow::Result<&'a str> {
+    let at = dom
+        .find(&format!("data-table=\"{name}\""))
+        .with_context(|| format!("no table {name}"))?;
+    let rest = &dom[at..];
+    Ok(&rest[..rest.find("</table>").unwrap_or(rest.len())])
+}
+
+/// The `data-value` of `col` in each data row of `table`, in order.
+fn column(dom: &str, name: &str, col: &str) -> anyhow::Result<Vec<String>> {
+    table(dom, name)?
+        .split("<tr ")
+        .filter(|row| row.contains("data-row="))
+        .map(|row| cell(row, col))
+        .collect()
+}
+
+/// The section titled `title` comes before `table`.
+fn titled(dom: &str, title: &str, name: &str) -> anyhow::Result<()> {
+    let title_at = dom
+        .find(&format!(">{title}</h3>"))
+        .with_context(|| format!("no section titled {title:?}"))?;
+    let table_at = dom
+        .find(&format!("data-table=\"{name}\""))
+        .with_context(|| format!("no table {name}"))?;
+    ensure!(title_at < table_at, "{title:?} is not above {name}");
+    Ok(())
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
+}
+
+/// A layer event of `method` at 10:`minute` for `user` in `session`.
+fn tool_event(id: &str, user: &str, session: &str, minute: u32, method: &str) -> Value {
+    let (client_name, client) = if user == "bob" { CURSOR } else { CLAUDE };
+    json!({
+        "id": id,
+        "event_type": format!("mcp:{method}"),
+        "timestamp": time(minute, 0),
+        "duration_ms": 2.0,
+        "method": method,
+        "outcome": "success",
+        "is_error": false,
+        "client_name": client_name,
+        "client_display_name": client,
+        "session_id": session,
+        "user": { "id": user },
+    })
+}
+
+/// alice lists search, delete_repo and a hostile name, calls search, calls an unknown
+/// tool twice and asks for what she lacks; bob lists search and calls it.
+fn insight_seed() -> Vec<Value> {
+    let list = |id, user, session, minute, names: &[&str]| {
+        let mut event = tool_event(id, user, session, minute, "tools/list");
+        event["listed_tools"] = json!(names);
+        event
+    };
+    let call = |id, user, session, minute, tool: &str| {
+        let mut event = tool_event(id, user, session, minute, "tools/call");
+        event["resource_name"] = json!(tool);
+        event
+    };
+    let unknown = |id, minute| {
+        let mut event = call(id, "alice", "ses_one", minute, "summarize_inbox");
+        event["unknown_tool"] = json!(true);
+        event["outcome"] = json!("error");
+        event["is_error"] = json!(true);
+        event
+    };
+    let mut ask = call("i06", "alice", "ses_one", 4, "get_more_tools");
+    ask["event_type"] = json!("missing_capability");
+    ask["user_intent"] = json!(ASKED);
+    vec![
+        list(
+            "i01",
+            "alice",
+            "ses_one",
+            0,
+            &["search", "delete_repo", HOSTILE_TOOL],
+        ),
+        call("i02", "alice", "ses_one", 1, "search"),
+        unknown("i03", 2),
+        unknown("i04", 3),
+        ask,
+        list("i07", "bob", "ses_two", 10, &["search"]),
+        call("i08", "bob", "ses_two", 11, "search"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tools_page_shows_advertised_never_called_unknown_tools_and_asks() -> anyhow::Result<()>
+{
+    let running = start("insights").await?;
+    post(&running.base, "bat_insights", &insight_seed()).await?;
+    let base = running.base.clone();
+    let (all, bob) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((
+            render(&base, "#/tools?range=all", "tools")?,
+            render(&base, "#/tools?range=all&user=bob", "tools")?,
+        ))
+    })
+    .await??;
+
+    titled(&all, "Advertised, never called", "never-called")?;
+    titled(&all, "Unknown tools called", "unknown-tools")?;
+    titled(&all, "What agents asked for", "asked-for")?;
+    // Exactly the advertised tools nobody called: not search, and the hostile name as text.
+    let never = column(&all, "never-called", "tool")?;
+    assert_eq!(
+        sorted(never),
+        sorted(vec!["delete_repo".into(), HOSTILE_TOOL.into()])
+    );
+    let never_table = table(&all, "never-called")?;
+    assert!(
+        !never_table.contains("data-row=\"search\""),
+        "{never_table}"
+    );
+    // What a person reads in those cells: the names, the hostile one as literal text.
+    let shown: Vec<String> = never_table
+        .split("<tr ")
+        .filter(|row| row.contains("data-row="))
+        .map(|row| text(row, "tool"))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(
+        sorted(shown),
+        sorted(vec!["delete_repo".into(), HOSTILE_TOOL.into()])
+    );
+    assert!(!all.contains("<img"), "an <img> was injected");
+    // The unknown tool, with its two calls; the agent's words.
+    assert_eq!(column(&all, "unknown-tools", "tool")?, ["summarize_inbox"]);
+    let unknown = row(&all, "unknown-tools", "summarize_inbox")?;
+    assert_eq!(number(&cell(unknown, "calls")?)?, 2.0);
+    assert_eq!(column(&all, "asked-for", "user_intent")?, [ASKED]);
+    assert_eq!(text(row(&all, "asked-for", "i06")?, "user_intent")?, ASKED);
+
+    // bob called all he was offered, called nothing unknown and asked for nothing.
+    for (name, empty) in [
+        ("never-called", "Every advertised tool was called"),
+        ("unknown-tools", "Every tool called was advertised"),
+        ("asked-for", "No agent asked for a tool it could not find"),
+    ] {
+        let shown = table(&bob, name)?;
+        assert!(column(&bob, name, "tool")?.is_empty(), "{name}: {shown}");
+        assert!(shown.contains(empty), "{name}: {shown}");
+    }
+    Ok(())
+}
+
+/// A 2026-07-28 JSON-RPC request to `url`, from Claude Desktop: its HTTP status and
+/// answer.
+async fn rpc(
+    http: &reqwest::Client,
+    url: &str,
+    id: u64,
+    method: &str,
+    mut params: Value,
+) -> anyhow::Result<(reqwest::StatusCode, String)> {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {
+            "name": sessions_scenario::CLAUDE,
+            "version": "1.0.0",
+        },
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = params["name"].as_str() {
+        request = request.header("mcp-name", name);
+    }
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+    let response = request.body(body.to_string()).send().await?;
+    let status = response.status();
+    Ok((status, response.text().await?))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_layers_tool_events_show_as_insights() -> anyhow::Result<()> {
+    let sink = MemorySink::new();
+    let analytics = AnalyticsLayer::builder().sink(sink.clone()).build();
+    let app = axum::Router::new()
+        .nest_service(
+            "/mcp",
+            demo_server::mcp_service(demo_server::Mode::StatelessJson),
+        )
+        .layer(analytics.clone());
+    let (addr, server) = demo_server::serve(app).await;
+    let url = format!("http://{addr}/mcp");
+    let http = reqwest::Client::new();
+    let (status, answer) = rpc(&http, &url, 1, "tools/list", json!({})).await?;
+    ensure!(
+        status.is_success() && answer.contains("progress"),
+        "{status}: {answer}"
+    );
+    let (status, answer) = rpc(
+        &http,
+        &url,
+        2,
+        "tools/call",
+        json!({ "name": "echo", "arguments": { "text": "hi" } }),
+    )
+    .await?;
+    ensure!(
+        status.is_success() && answer.contains("hi"),
+        "{status}: {answer}"
+    );
+    // The server does not know it: the layer flags the call whatever the answer's status.
+    rpc(
+        &http,
+        &url,
+        3,
+        "tools/call",
+        json!({ "name": "summarize_inbox", "arguments": {} }),
+    )
+    .await?;
+    analytics.shutdown(Duration::from_secs(5)).await;
+    server.abort();
+    let events: Vec<Value> = sink
+        .events()
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        events.iter().any(|event| event["listed_tools"].is_array()),
+        "the layer sent no listed tools: {events:?}"
+    );
+
+    let running = start("real-insights").await?;
+    post(&running.base, "bat_real", &events).await?;
+    let base = running.base.clone();
+    let dom =
+        tokio::task::spawn_blocking(move || render(&base, "#/tools?range=all", "tools")).await??;
+    // The demo server's tools, less the one called.
+    assert_eq!(
+        sorted(column(&dom, "never-called", "tool")?),
+        ["add", "big", "fail", "progress"]
+    );
+    assert_eq!(column(&dom, "unknown-tools", "tool")?, ["summarize_inbox"]);
+    let asks = table(&dom, "asked-for")?;
+    assert!(
+        asks.contains("No agent asked for a tool it could not find"),
+        "{asks}"
+    );
     Ok(())
 }
 

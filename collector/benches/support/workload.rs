@@ -493,6 +493,10 @@ pub fn incoming(spec: &Spec, id: String, json: String) -> IncomingEvent {
         user_id: spec.user.map(user_id),
         user_name: spec.user.map(user_name),
         session_id: spec.session.map(|session| derived_id("ses", session)),
+        listed_tools: None,
+        unknown_tool: false,
+        user_intent: None,
+        model: None,
         json,
     }
 }

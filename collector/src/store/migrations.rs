@@ -46,6 +46,27 @@ const MIGRATIONS: &[&str] = &[
         end_ts INTEGER NOT NULL
     );
     CREATE INDEX pair_sessions_pair ON pair_sessions(pair, start_ts);",
+    // 2: what the tools page reads beyond calls: the names a `tools/list` answer advertised
+    // (a JSON array), the unknown-tool flag, the agent's intent and the model. Events
+    // stored before keep these fields in their JSON: the tool fields of `tools/list` and
+    // `tools/call` events are copied from it. Two small partial indexes find the
+    // `tools/list` answers and the `missing_capability` events of a range.
+    "ALTER TABLE events ADD COLUMN listed_tools TEXT;
+    ALTER TABLE events ADD COLUMN unknown_tool INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE events ADD COLUMN user_intent TEXT;
+    ALTER TABLE events ADD COLUMN model TEXT;
+    UPDATE events SET
+        listed_tools = CASE WHEN json_type(stored.json, '$.listed_tools') = 'array'
+            THEN json_extract(stored.json, '$.listed_tools') END,
+        unknown_tool = json_type(stored.json, '$.unknown_tool') IS 'true',
+        user_intent = CASE WHEN json_type(stored.json, '$.user_intent') = 'text'
+            THEN json_extract(stored.json, '$.user_intent') END
+    FROM event_json AS stored
+    WHERE stored.seq = events.seq
+        AND events.method IN ('tools/list', 'tools/call')
+        AND json_valid(stored.json);
+    CREATE INDEX events_listed ON events(ts) WHERE listed_tools IS NOT NULL;
+    CREATE INDEX events_asks ON events(ts) WHERE event_type = 'missing_capability';",
 ];
 
 /// The schema version this build writes.
@@ -84,5 +105,62 @@ mod tests {
             .pragma_update(None, "user_version", CURRENT + 1)
             .unwrap();
         assert!(migrate(&mut connection).unwrap().is_err());
+    }
+
+    #[test]
+    fn events_stored_before_version_2_get_their_tool_fields_from_their_json() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        let transaction = connection.transaction().unwrap();
+        transaction.execute_batch(MIGRATIONS[0]).unwrap();
+        transaction.pragma_update(None, "user_version", 1).unwrap();
+        transaction.commit().unwrap();
+        let events = [
+            (
+                1,
+                "tools/list",
+                r#"{"listed_tools":["search","delete_repo"]}"#,
+            ),
+            (
+                2,
+                "tools/call",
+                r#"{"unknown_tool":true,"user_intent":"send mail"}"#,
+            ),
+            (3, "tools/call", r#"{"unknown_tool":"yes","user_intent":7}"#),
+            (4, "ping", r#"{"listed_tools":["x"]}"#),
+        ];
+        for (seq, method, json) in events {
+            connection
+                .execute(
+                    "INSERT INTO events (seq, id, ts, event_type, method, outcome, is_error,
+                         duration_ms, client, session, session_n, grouping, received_at)
+                     VALUES (?1, ?1, 0, 'mcp:' || ?2, ?2, 'success', 0, 1, 'c', 's', 1, 0, 0)",
+                    rusqlite::params![seq, method],
+                )
+                .unwrap();
+            connection
+                .execute(
+                    "INSERT INTO event_json (seq, json) VALUES (?1, ?2)",
+                    rusqlite::params![seq, json],
+                )
+                .unwrap();
+        }
+        migrate(&mut connection).unwrap().unwrap();
+        let mut statement = connection
+            .prepare("SELECT listed_tools, unknown_tool, user_intent FROM events ORDER BY seq")
+            .unwrap();
+        let rows: Vec<(Option<String>, bool, Option<String>)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (Some(r#"["search","delete_repo"]"#.into()), false, None),
+                (None, true, Some("send mail".into())),
+                (None, false, None),
+                (None, false, None),
+            ]
+        );
     }
 }

@@ -141,6 +141,11 @@ pub struct EventRow {
     /// How that session was decided.
     #[serde(skip)]
     pub grouping: Grouping,
+    /// `unknown_tool`: a `tools/call` of a tool that was not advertised or that the
+    /// server does not know.
+    pub unknown_tool: bool,
+    /// `model`: the model behind the AI client, when the layer knows it.
+    pub model: Option<Arc<str>>,
 }
 
 /// Which events a page looks at: a time range and optional filters.
@@ -227,6 +232,28 @@ pub struct Facets {
     pub users: Vec<String>,
 }
 
+/// A tool name that `tools/list` answers advertised (`listed_tools`), and the last time
+/// one did, in a filter's range.
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_analytics_collector::store::{Filter, SqliteStore, Store};
+///
+/// let store = SqliteStore::open_in_memory(Duration::from_secs(1800))?;
+/// let all = Filter { from: 0, to: i64::MAX, ..Filter::default() };
+/// for advertised in store.advertised(&all, 1000)? {
+///     println!("{} last advertised at {}", advertised.tool, advertised.last_advertised);
+/// }
+/// # Ok::<(), mcp_analytics_collector::store::StoreError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Advertised {
+    /// The tool's name.
+    pub tool: String,
+    /// The latest `tools/list` event advertising it (ms).
+    pub last_advertised: i64,
+}
+
 /// Storage for the collector. Every read but [`Store::event`] leaves out `identify`
 /// events ([`Grouping::Identify`]). Reads may run on several threads at once; `commit` and
 /// `delete_before` are only ever called from the collector's one writer thread.
@@ -269,6 +296,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<EventRow>, StoreError>;
     /// Tool, client and user names in the filter's range (its names are ignored).
     fn facets(&self, filter: &Filter, limit: usize) -> Result<Facets, StoreError>;
+    /// The names in the `listed_tools` of the `tools/list` events in the filter's range,
+    /// client and user, each once with the last time it was advertised: the most recently
+    /// advertised first, at most `limit`. The filter's tool, if any, keeps that name only.
+    fn advertised(&self, filter: &Filter, limit: usize) -> Result<Vec<Advertised>, StoreError>;
+    /// The `missing_capability` events in the filter that carry a `user_intent` (what the
+    /// agent was looking for), newest first, at most `limit`, each with that intent (at
+    /// most 1,024 characters).
+    fn asks(&self, filter: &Filter, limit: usize) -> Result<Vec<(EventRow, String)>, StoreError>;
     /// The first and last event times stored, if any.
     fn span(&self) -> Result<Option<(i64, i64)>, StoreError>;
     /// How many events are stored.

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params, params_from_iter};
 
 use super::{
-    Committed, EventRow, Facets, Filter, Grouping, SessionRow, Store, StoreError, migrations,
+    Advertised, Committed, EventRow, Facets, Filter, Grouping, SessionRow, Store, StoreError,
+    migrations,
 };
 use crate::wire::{IncomingBatch, IncomingEvent};
 
@@ -20,7 +21,10 @@ use crate::wire::{IncomingBatch, IncomingEvent};
 const READERS: usize = 4;
 
 const ROW_COLUMNS: &str = "seq, id, ts, event_type, method, tool, outcome, is_error, \
-                           duration_ms, client, client_name, user_id, user_name, session, grouping";
+                           duration_ms, client, client_name, user_id, user_name, session, grouping, \
+                           unknown_tool, model";
+/// The longest `user_intent` read back, in characters.
+const MAX_INTENT_CHARS: i64 = 1024;
 
 /// The default store: a single SQLite file, created (and migrated) on first open.
 ///
@@ -245,12 +249,19 @@ fn insert_event(
         (None, None) => (event.id.clone(), Grouping::Single),
     };
     let session_n = session_number(transaction, &session)?;
+    let listed_tools = event
+        .listed_tools
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
     transaction
         .prepare_cached(
             "INSERT INTO events (id, ts, event_type, method, tool, outcome, is_error,
                  duration_ms, client, client_name, user_id, user_name, session, session_n,
-                 grouping, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 grouping, received_at, listed_tools, unknown_tool, user_intent, model)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                 ?17, ?18, ?19, ?20)",
         )?
         .execute(params![
             event.id,
@@ -269,6 +280,10 @@ fn insert_event(
             session_n,
             grouping.code(),
             received_at,
+            listed_tools,
+            event.unknown_tool,
+            event.user_intent,
+            event.model,
         ])?;
     let seq = transaction.last_insert_rowid();
     transaction
@@ -360,6 +375,8 @@ impl Names {
             user_name: self.name(row, 12)?,
             session_id: self.required(row, 13)?,
             grouping: Grouping::from_code(row.get(14)?),
+            unknown_tool: row.get(15)?,
+            model: self.name(row, 16)?,
         })
     }
 }
@@ -598,6 +615,60 @@ impl Store for SqliteStore {
         })
     }
 
+    fn advertised(&self, filter: &Filter, limit: usize) -> Result<Vec<Advertised>, StoreError> {
+        use rusqlite::types::Value;
+        // The tool filter names a listed tool, not the `tools/list` event's own.
+        let names = Filter {
+            tool: None,
+            ..filter.clone()
+        };
+        let (conditions, mut values) = conditions(&names, true);
+        let only = match &filter.tool {
+            Some(tool) => {
+                values.push(Value::Text(tool.clone()));
+                "AND listed.value = ?"
+            }
+            None => "",
+        };
+        values.push(Value::Integer(limit as i64));
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT listed.value, max(events.ts)
+                 FROM events, json_each(events.listed_tools) AS listed
+                 WHERE {conditions} AND events.listed_tools IS NOT NULL
+                     AND events.method = 'tools/list' AND listed.type = 'text' {only}
+                 GROUP BY listed.value ORDER BY max(events.ts) DESC, listed.value LIMIT ?"
+            ))?;
+            statement
+                .query_map(params_from_iter(values), |row| {
+                    Ok(Advertised {
+                        tool: row.get(0)?,
+                        last_advertised: row.get(1)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn asks(&self, filter: &Filter, limit: usize) -> Result<Vec<(EventRow, String)>, StoreError> {
+        let (conditions, mut values) = conditions(filter, true);
+        values.push(rusqlite::types::Value::Integer(limit as i64));
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS}, substr(user_intent, 1, {MAX_INTENT_CHARS}) FROM events
+                 WHERE {conditions} AND event_type = 'missing_capability'
+                     AND user_intent IS NOT NULL
+                 ORDER BY ts DESC, seq DESC LIMIT ?"
+            ))?;
+            let mut names = Names::default();
+            statement
+                .query_map(params_from_iter(values), |row| {
+                    Ok((names.event_row(row)?, row.get(17)?))
+                })?
+                .collect()
+        })
+    }
+
     fn span(&self) -> Result<Option<(i64, i64)>, StoreError> {
         self.read(|connection| {
             connection.query_row("SELECT min(ts), max(ts) FROM events", [], |row| {
@@ -640,6 +711,10 @@ mod tests {
             user_id: user.map(String::from),
             user_name: None,
             session_id: None,
+            listed_tools: None,
+            unknown_tool: false,
+            user_intent: None,
+            model: None,
             json: format!(r#"{{"id":"{id}"}}"#),
         }
     }
@@ -753,6 +828,81 @@ mod tests {
         assert_eq!(store.count().unwrap(), 1_000);
         assert!(store.event("e0").unwrap().is_none());
         assert!(store.event("e11000").unwrap().is_some());
+    }
+
+    #[test]
+    fn advertised_names_and_asks_are_read_back_by_range_and_names() {
+        let store = SqliteStore::open_in_memory(Duration::from_secs(30 * 60)).unwrap();
+        let list = |id: &str, client: &str, minute: i64, names: &[&str]| IncomingEvent {
+            event_type: "mcp:tools/list".into(),
+            method: "tools/list".into(),
+            tool: None,
+            listed_tools: Some(names.iter().map(|name| (*name).to_owned()).collect()),
+            ..event(id, Some("u"), client, minute)
+        };
+        let ask = |id: &str, minute: i64, intent: &str| IncomingEvent {
+            event_type: "missing_capability".into(),
+            tool: Some("get_more_tools".into()),
+            user_intent: Some(intent.into()),
+            model: Some("some-model".into()),
+            ..event(id, Some("u"), "claude", minute)
+        };
+        let unknown = IncomingEvent {
+            unknown_tool: true,
+            ..event("c1", Some("u"), "claude", 12)
+        };
+        let events = vec![
+            list("l1", "claude", 10, &["search", "delete_repo"]),
+            list("l2", "cursor", 20, &["search", "write"]),
+            list("l3", "claude", 99, &["late"]),
+            ask("a1", 11, "send an email"),
+            ask("a2", 13, "book a flight"),
+            unknown,
+        ];
+        store.commit(&[batch("b", events)]).unwrap();
+        let range = Filter {
+            from: 0,
+            to: 50 * MINUTE,
+            ..Filter::default()
+        };
+        let advertised = |filter: &Filter| -> Vec<(String, i64)> {
+            store
+                .advertised(filter, 100)
+                .unwrap()
+                .into_iter()
+                .map(|row| (row.tool, row.last_advertised / MINUTE))
+                .collect()
+        };
+        assert_eq!(
+            advertised(&range),
+            [
+                ("search".to_owned(), 20),
+                ("write".to_owned(), 20),
+                ("delete_repo".to_owned(), 10)
+            ]
+        );
+        let claude = Filter {
+            client: Some("claude".into()),
+            ..range.clone()
+        };
+        assert_eq!(
+            advertised(&claude),
+            [("delete_repo".to_owned(), 10), ("search".to_owned(), 10)]
+        );
+        let only_write = Filter {
+            tool: Some("write".into()),
+            ..range.clone()
+        };
+        assert_eq!(advertised(&only_write), [("write".to_owned(), 20)]);
+        assert_eq!(store.advertised(&range, 1).unwrap().len(), 1);
+
+        let asks = store.asks(&range, 10).unwrap();
+        let intents: Vec<&str> = asks.iter().map(|(_, intent)| intent.as_str()).collect();
+        assert_eq!(intents, ["book a flight", "send an email"]);
+        assert_eq!(asks[0].0.model.as_deref(), Some("some-model"));
+        assert_eq!(store.asks(&range, 1).unwrap().len(), 1);
+        let (row, _) = store.event("c1").unwrap().unwrap();
+        assert!(row.unknown_tool);
     }
 
     /// The reference rule: per (user, client), events sorted by time, a new session at
