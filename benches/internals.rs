@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tower_mcp_analytics::bench_internals::{
-    FinishedExchange, Queue, decode_sse, parse_request, transcode_payload,
+    FinishedExchange, Queue, Rewrites, decode_sse, parse_request, transcode_payload,
 };
 
 const SMALL_CALL: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric","days":3,"hourly":false},"_meta":{"progressToken":"b7f3c2a1-42"}}}"#;
@@ -195,5 +195,42 @@ fn payloads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parsing, sse, record, payloads);
+/// Intent capture's rewrites: a 100-tool `tools/list` answer (the argument added to every
+/// schema, the virtual tool appended), and the argument taken out of a call.
+fn rewrites(c: &mut Criterion) {
+    let mut group = c.benchmark_group("insights");
+    let rewrites = Rewrites::new();
+    let tools: Vec<serde_json::Value> = (0..100)
+        .map(|n| {
+            serde_json::json!({
+                "name": format!("tool_{n}"),
+                "description": "Look something up in the catalogue and return what matches.",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {
+                        "query": { "type": "string", "description": "What to look for" },
+                        "limit": { "type": "integer", "format": "uint32", "minimum": 0 }
+                    },
+                    "required": ["query"]
+                }
+            })
+        })
+        .collect();
+    let answer =
+        serde_json::json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": tools } }).to_string();
+    assert!(rewrites.tools_list(answer.as_bytes()) > answer.len());
+    group.throughput(Throughput::Bytes(answer.len() as u64));
+    group.bench_function("tools_list_100_rewrite", |b| {
+        b.iter(|| rewrites.tools_list(black_box(answer.as_bytes())))
+    });
+    let call = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric","context":"The user asked whether to take an umbrella tomorrow."},"_meta":{"progressToken":42}}}"#;
+    assert!(rewrites.strip_intent(call.as_bytes()) > 0);
+    group.throughput(Throughput::Bytes(call.len() as u64));
+    group.bench_function("tools_call_strip", |b| {
+        b.iter(|| rewrites.strip_intent(black_box(call.as_bytes())))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsing, sse, record, payloads, rewrites);
 criterion_main!(benches);

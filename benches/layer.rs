@@ -8,6 +8,10 @@
 //! to a sink that discards it); `analytics_request_path` runs the worker on a thread of
 //! its own, so it counts the request path alone.
 //!
+//! The `tools_list_100` group answers a `tools/list` request with 100 tools (as JSON, and
+//! as one SSE event): bare, behind the layer with its defaults, and with intent capture
+//! and the virtual tool on, which rewrite the answer.
+//!
 //! ```text
 //! cargo bench --bench layer
 //! ```
@@ -25,6 +29,7 @@ use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
 use tower::{Layer, Service, ServiceExt};
 use tower_mcp_analytics::AnalyticsLayer;
+use tower_mcp_analytics::insights::{IntentCapture, MissingTools};
 use tower_mcp_analytics::sink::{Batch, Sink, SinkFuture};
 
 const REQUEST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"get_weather","arguments":{"city":"Paris","units":"metric"},"_meta":{"progressToken":42}}}"#;
@@ -54,10 +59,12 @@ impl Body for Frames {
     }
 }
 
-/// Reads the request, answers a fixed result as JSON or as SSE with 3 progress events.
+/// Reads the request, answers a fixed result as JSON or as SSE with 3 progress events;
+/// with `listing`, answers that `tools/list` result instead (JSON, or one SSE event).
 #[derive(Clone, Copy)]
 struct FixedServer {
     sse: bool,
+    listing: Option<&'static str>,
 }
 
 impl<B> Service<Request<B>> for FixedServer
@@ -74,9 +81,21 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let sse = self.sse;
+        let listing = self.listing;
         Box::pin(async move {
             let _ = request.into_body().collect().await;
-            let (content_type, frames) = if sse {
+            let (content_type, frames) = if let Some(listing) = listing {
+                match sse {
+                    true => (
+                        "text/event-stream",
+                        VecDeque::from([Bytes::from(format!("data: {listing}\n\n"))]),
+                    ),
+                    false => (
+                        "application/json",
+                        VecDeque::from([Bytes::from_static(listing.as_bytes())]),
+                    ),
+                }
+            } else if sse {
                 let mut frames: VecDeque<Bytes> = PROGRESS
                     .iter()
                     .map(|f| Bytes::from_static(f.as_bytes()))
@@ -106,12 +125,12 @@ impl Sink for Discard {
     }
 }
 
-fn request() -> Request<Full<Bytes>> {
+fn request(body: &'static str) -> Request<Full<Bytes>> {
     Request::post("/mcp")
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
-        .body(Full::new(Bytes::from_static(REQUEST.as_bytes())))
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap_or_else(|_| Request::new(Full::default()))
 }
 
@@ -122,7 +141,17 @@ where
     ResBody: Body<Data = Bytes>,
     ResBody::Error: std::fmt::Debug,
 {
-    if let Ok(response) = service.oneshot(request()).await {
+    call(service, REQUEST).await;
+}
+
+async fn call<S, ResBody>(service: S, body: &'static str)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    S::Error: std::fmt::Debug,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: std::fmt::Debug,
+{
+    if let Ok(response) = service.oneshot(request(body)).await {
         let _ = response.into_body().collect().await;
     }
     // Let other tasks run (the analytics worker, when there is one), as a server would.
@@ -144,7 +173,7 @@ fn bench_layer(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("request");
     for (name, sse) in [("json", false), ("sse_3_progress", true)] {
-        let inner = FixedServer { sse };
+        let inner = FixedServer { sse, listing: None };
         group.bench_function(BenchmarkId::new("bare", name), |b| {
             b.to_async(&runtime).iter(|| round_trip(inner))
         });
@@ -170,5 +199,66 @@ fn bench_layer(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench_layer);
+/// A `tools/list` answer of 100 tools, each with a two-argument schema, as rmcp writes it.
+fn hundred_tools() -> &'static str {
+    let tools: Vec<serde_json::Value> = (0..100)
+        .map(|n| {
+            serde_json::json!({
+                "name": format!("tool_{n}"),
+                "description": "Look something up in the catalogue and return what matches.",
+                "inputSchema": {
+                    "type": "object",
+                    "properties": {
+                        "query": { "type": "string", "description": "What to look for" },
+                        "limit": { "type": "integer", "format": "uint32", "minimum": 0 }
+                    },
+                    "required": ["query"]
+                }
+            })
+        })
+        .collect();
+    let answer = serde_json::json!({ "jsonrpc": "2.0", "id": 42, "result": { "tools": tools } });
+    Box::leak(answer.to_string().into_boxed_str())
+}
+
+const LIST_REQUEST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/list","params":{}}"#;
+
+fn bench_tools_list(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listing = hundred_tools();
+    let defaults = runtime.block_on(async { AnalyticsLayer::new(Discard) });
+    let insights = runtime.block_on(async {
+        AnalyticsLayer::builder()
+            .sink(Discard)
+            .capture_intent(IntentCapture::new())
+            .missing_tools(MissingTools::new())
+            .build()
+    });
+    let mut group = c.benchmark_group("tools_list_100");
+    for (name, sse) in [("json", false), ("sse", true)] {
+        let inner = FixedServer {
+            sse,
+            listing: Some(listing),
+        };
+        group.bench_function(BenchmarkId::new("bare", name), |b| {
+            b.to_async(&runtime).iter(|| call(inner, LIST_REQUEST))
+        });
+        let layered = defaults.layer(inner);
+        group.bench_function(BenchmarkId::new("analytics", name), |b| {
+            b.to_async(&runtime)
+                .iter(|| call(layered.clone(), LIST_REQUEST))
+        });
+        let layered = insights.layer(inner);
+        group.bench_function(BenchmarkId::new("analytics_intent_rewrite", name), |b| {
+            b.to_async(&runtime)
+                .iter(|| call(layered.clone(), LIST_REQUEST))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_layer, bench_tools_list);
 criterion_main!(benches);

@@ -232,3 +232,64 @@ pub fn transcode_payload(raw: &[u8], secrets: bool) -> usize {
     privacy.redact_secrets = secrets;
     privacy.payload(raw).json.map_or(0, |json| json.get().len())
 }
+
+/// Intent capture and the virtual tool, as the request path uses them.
+///
+/// ```
+/// # use tower_mcp_analytics::bench_internals::Rewrites;
+/// let rewrites = Rewrites::new();
+/// let answer = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","inputSchema":{"type":"object"}}]}}"#;
+/// assert!(rewrites.tools_list(answer) > answer.len());
+/// let call = br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a","arguments":{"q":1,"context":"why"}}}"#;
+/// assert!(rewrites.strip_intent(call) < call.len());
+/// ```
+pub struct Rewrites(crate::insights::Insights);
+
+impl Default for Rewrites {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Rewrites {
+    /// Both on, with their defaults.
+    ///
+    /// ```
+    /// let rewrites = tower_mcp_analytics::bench_internals::Rewrites::new();
+    /// ```
+    pub fn new() -> Self {
+        let insights = crate::insights::Insights::new(
+            Some(crate::insights::IntentCapture::new()),
+            Some(crate::insights::MissingTools::new()),
+        );
+        match insights {
+            Some(insights) => Self(insights),
+            None => unreachable!("both are on"),
+        }
+    }
+
+    /// Rewrites the answer to the `tools/list` request with id 1; the rewritten length
+    /// (0 when nothing changed).
+    ///
+    /// ```
+    /// # let rewrites = tower_mcp_analytics::bench_internals::Rewrites::new();
+    /// assert_eq!(rewrites.tools_list(b"{}"), 0);
+    /// ```
+    pub fn tools_list(&self, answer: &[u8]) -> usize {
+        let ids = [crate::protocol::jsonrpc::RequestId::Int(1)];
+        self.0
+            .rewrite_listing(answer, &ids)
+            .rewritten
+            .map_or(0, |b| b.len())
+    }
+
+    /// Takes the intent argument out of a request body; the new length (0 when unchanged).
+    ///
+    /// ```
+    /// # let rewrites = tower_mcp_analytics::bench_internals::Rewrites::new();
+    /// assert_eq!(rewrites.strip_intent(b"{}"), 0);
+    /// ```
+    pub fn strip_intent(&self, body: &[u8]) -> usize {
+        self.0.strip_intents(body).map_or(0, |s| s.body.len())
+    }
+}

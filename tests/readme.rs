@@ -38,6 +38,16 @@ async fn first_screen(mcp_service: McpService) -> anyhow::Result<()> {
 }
 
 #[rustfmt::skip]
+fn with_insights() {
+    use tower_mcp_analytics::insights::{IntentCapture, MissingTools};
+
+    let analytics = AnalyticsLayer::builder()
+        .capture_intent(IntentCapture::new().exclude_tools(["login"]))
+        .missing_tools(MissingTools::new())
+        .build();
+}
+
+#[rustfmt::skip]
 async fn with_axum(
     listener: tokio::net::TcpListener,
     signal: std::future::Pending<()>,
@@ -106,6 +116,8 @@ fn to_the_collector(ingest_key: String) {
 
 #[rustfmt::skip]
 fn configuration(url: &str, key: String) {
+    use tower_mcp_analytics::insights::{IntentCapture, MissingTools};
+
     let analytics = AnalyticsLayer::builder()
         .sink(HttpSink::new(url).api_key(key))      // default: JSON lines on stdout
         .identify(identity::from_header("x-user-id"))
@@ -131,6 +143,8 @@ fn configuration(url: &str, key: String) {
         .exclude_tool_payloads(["read_medical_record"])
         .redact(|text| text.contains("sk_live_").then(|| "[secret]".to_owned()))
         .payload_limits(PayloadLimits::default())   // 10 KiB strings, depth 10, 500 items, 100 KiB events
+    .capture_intent(IntentCapture::new())       // off by default: asks agents why (user_intent)
+    .missing_tools(MissingTools::new())         // off by default: the virtual get_more_tools
         .build();
 }
 
