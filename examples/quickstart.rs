@@ -34,6 +34,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
+use tower_mcp_analytics::insights::{IntentCapture, MissingTools};
 use tower_mcp_analytics::{AnalyticsLayer, HttpSink, JsonLinesSink, identity};
 
 /// The header the layer reads users from.
@@ -44,7 +45,8 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rmcp::service=error".into()),
         )
         .init();
     let once = std::env::args().any(|arg| arg == "--once");
@@ -84,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
     let clock = DemoClock::default();
     let analytics = AnalyticsLayer::builder()
         .identify(identity::from_header(USER_HEADER))
+        // Opt-in insights: agents say why they call each tool, and ask for missing ones.
+        .capture_intent(IntentCapture::new())
+        .missing_tools(MissingTools::new())
         .clock(clock.reader());
     let analytics = match &sink_url {
         Some(url) => analytics.sink(HttpSink::new(url.as_str())),
@@ -184,8 +189,14 @@ const MORNING: &[Visit] = &[
         "claude-ai",
         true,
         &[
-            ("echo", r#"{"text":"good morning"}"#),
-            ("add", r#"{"a":2,"b":3}"#),
+            (
+                "echo",
+                r#"{"text":"good morning","context":"The user greets the team."}"#,
+            ),
+            (
+                "add",
+                r#"{"a":2,"b":3,"context":"Adding up two invoice lines."}"#,
+            ),
             ("progress", r#"{"steps":3}"#),
         ],
     ),
@@ -196,6 +207,7 @@ const MORNING: &[Visit] = &[
         false,
         &[
             ("add", r#"{"a":40,"b":2}"#),
+            (UNKNOWN_TOOL, r#"{}"#),
             ("fail", r#"{"reason":"the file is locked"}"#),
             ("echo", r#"{"text":"retrying"}"#),
         ],
@@ -238,6 +250,10 @@ const MORNING: &[Visit] = &[
         false,
         &[
             ("echo", r#"{"text":"afternoon"}"#),
+            (
+                "get_more_tools",
+                r#"{"context":"A tool that sends this summary by email."}"#,
+            ),
             ("fail", r#"{"reason":"quota exceeded"}"#),
             ("add", r#"{"a":9,"b":10}"#),
             ("progress", r#"{"steps":4}"#),
@@ -281,6 +297,9 @@ const MORNING: &[Visit] = &[
         &[("echo", r#"{"text":"who am I?"}"#)],
     ),
 ];
+
+/// A tool the demo server does not have: the dashboard lists it under "Unknown tools".
+const UNKNOWN_TOOL: &str = "summarize_inbox";
 
 const fn visit(
     minutes_ago: u64,
@@ -334,9 +353,15 @@ async fn demo(url: &str, clock: &DemoClock) -> anyhow::Result<()> {
             clock.set_minutes_ago(visit.minutes_ago.saturating_sub(minute as u64 + 1));
             let arguments: serde_json::Value = serde_json::from_str(arguments)?;
             let arguments = arguments.as_object().cloned().unwrap_or_default();
-            client
+            let called = client
                 .call_tool(CallToolRequestParams::new(*tool).with_arguments(arguments))
-                .await?;
+                .await;
+            // A tool the server does not have is answered with an error, as it should be.
+            if let Err(error) = called
+                && *tool != UNKNOWN_TOOL
+            {
+                return Err(error.into());
+            }
         }
         if visit.legacy {
             client
