@@ -1522,3 +1522,43 @@ async fn a_long_call_finishing_after_a_later_one_stays_in_the_session() -> anyho
     );
     Ok(())
 }
+
+/// A DELETE that the worker takes in before the session's last events are enriched does
+/// not take the session's client away from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_does_not_take_the_client_from_events_still_in_the_worker() -> anyhow::Result<()> {
+    let sink = MemorySink::new();
+    let layer = AnalyticsLayer::builder()
+        .sink(sink.clone())
+        .flush_interval(Duration::from_secs(30))
+        .build();
+    let wrap = layer.clone();
+    let server = common::spawn(Mode::LegacyStateful, move |router| router.layer(wrap)).await;
+    let (_, session) = common::raw_initialize(&server.url, "2025-11-25", "claude-ai").await?;
+    let session = session.context("a session")?;
+    layer.flush().await;
+    let mut headers = common::legacy_headers("2025-11-25");
+    headers.push(("mcp-session-id", session));
+    let call = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": { "name": "echo", "arguments": { "text": "hi" } }
+    });
+    assert_eq!(
+        common::raw_post_json(&server.url, &headers, &call)
+            .await
+            .status,
+        200
+    );
+    let refs = common::header_refs(&headers);
+    let deleted =
+        common::raw_request(reqwest::Method::DELETE, &server.url, &refs, Vec::new()).await;
+    assert!(deleted.status < 300, "{}", deleted.status);
+    layer.flush().await;
+    let events = sink.events();
+    let echo = events
+        .iter()
+        .find(|e| e.method == "tools/call")
+        .context("the call")?;
+    ensure!(echo.client_name.as_deref() == Some("claude-ai"), "{echo:?}");
+    Ok(())
+}

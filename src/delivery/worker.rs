@@ -224,8 +224,8 @@ struct Worker {
     sink: Option<Arc<dyn Sink>>,
     /// Sees every event that passed the privacy stage (OpenTelemetry).
     observer: Option<Box<dyn Observer>>,
-    /// Sessions whose end the observer is told of once the events taken in before it
-    /// have been observed.
+    /// Sessions ended (a DELETE), forgotten by the enricher and told to the observer once
+    /// the events taken in before the end have been enriched and observed.
     ended: Vec<String>,
     enricher: Enricher,
     /// The tools the server advertised, to flag calls of others.
@@ -327,12 +327,8 @@ impl Worker {
                 self.built.push(build::events(finished, &self.privacy));
             }
             Envelope::Flush(ack) => self.flushes.push(ack),
-            Envelope::SessionEnded(session) => {
-                self.enricher.session_ended(&session);
-                if self.observer.is_some() {
-                    self.ended.push(session);
-                }
-            }
+            // Forgotten once the events built before the end are enriched (`prepare`).
+            Envelope::SessionEnded(session) => self.ended.push(session),
         }
     }
 
@@ -375,13 +371,14 @@ impl Worker {
                 }
             }
         }
-        if self.built.is_empty()
-            && let Some(observer) = &mut self.observer
-        {
+        if self.built.is_empty() {
             // Only now: the session's last events, built before its end was noted, have
-            // been observed.
+            // been enriched (with the session's client) and observed.
             for session in self.ended.drain(..) {
-                observer.session_ended(&session);
+                self.enricher.session_ended(&session);
+                if let Some(observer) = &mut self.observer {
+                    observer.session_ended(&session);
+                }
             }
         }
         self.ready.extend(self.batcher.seal(force));
