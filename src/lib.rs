@@ -21,7 +21,9 @@
 //! headers, and server-sent events pass the moment they are produced. Analytics never
 //! delays, changes or fails a request: a malformed body, a panicking hook, a full queue or
 //! a dead collector only shows in [`AnalyticsLayer::stats`], which accounts for every
-//! event.
+//! event. The only exceptions are the two [`insights`] you may turn on: intent capture
+//! (an optional argument added to every tool's schema and taken back out of calls) and
+//! the virtual `get_more_tools` tool, which the layer lists and answers itself.
 //!
 //! Every setting is a method of [`AnalyticsLayerBuilder`]; every function of yours the
 //! layer calls is listed in [`hooks`]. The worker runs on the runtime the layer is built

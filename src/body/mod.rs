@@ -1,5 +1,7 @@
 //! The two bodies the layer puts in place: [`ReplayBody`] for the request the inner service
-//! reads, [`ObservedBody`] for the response the client reads. Both pass bytes on exactly.
+//! reads, [`ObservedBody`] for the response the client reads. Both pass bytes on exactly,
+//! unless an opt-in insight rewrites a `tools/list` answer or answers a call itself
+//! ([`Rewriter`]).
 
 mod capture;
 mod observed;

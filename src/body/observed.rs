@@ -5,8 +5,10 @@
 //! bounded JSON accumulator or the incremental SSE decoder. The exchange is finished at
 //! the last answer, at end of stream (`None`, an error, or `is_end_stream()` turning
 //! true), or, when the body is dropped early, recorded as cancelled. Never buffers,
-//! delays or alters the response; once every call has its answer the tap is gone and the
-//! body is a plain pass-through (long-lived streams cost nothing more).
+//! delays or alters the response itself: only a [`Rewriter`] does, when an opt-in insight
+//! asks for one (the tap then sees the server's bytes, the client the rewritten ones).
+//! Once every call has its answer the tap is gone and the body is a plain pass-through
+//! (long-lived streams cost nothing more).
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -106,12 +108,9 @@ where
                 return Poll::Ready(None);
             };
             let frame = ready!(inner.poll_frame(cx));
-            let ended = this
-                .inner
-                .as_ref()
-                .as_pin_ref()
-                .is_none_or(|inner| inner.is_end_stream());
-            observe(this.tap, &frame, ended);
+            if this.tap.is_some() {
+                observe(this.tap, &frame, inner_ended(this.inner.as_ref()));
+            }
             return Poll::Ready(frame);
         };
         loop {
@@ -128,11 +127,7 @@ where
                 return Poll::Ready(None);
             };
             let frame = ready!(inner.poll_frame(cx));
-            let ended = this
-                .inner
-                .as_ref()
-                .as_pin_ref()
-                .is_none_or(|inner| inner.is_end_stream());
+            let ended = inner_ended(this.inner.as_ref());
             observe(this.tap, &frame, ended);
             match frame {
                 Some(Ok(frame)) => {
@@ -172,6 +167,11 @@ where
             _ => SizeHint::default(),
         }
     }
+}
+
+/// Whether the inner body (if any) has nothing more.
+fn inner_ended<B: Body>(inner: Pin<&Option<B>>) -> bool {
+    inner.as_pin_ref().is_none_or(|inner| inner.is_end_stream())
 }
 
 /// Feeds a frame that goes to the client to the tap, and finishes the exchange when the

@@ -5,8 +5,10 @@
 //! [`open`](self::open) turns what was read into an exchange and calls the inner service,
 //! [`future`](self::future) awaits it and wraps the response body in an observer,
 //! [`shared`](self::shared) holds what every service of a layer shares. Never changes a
-//! request or a response, never fails one, and never does I/O, takes a lock, or
-//! serialises an event: finished exchanges go to the worker with a `try_send`.
+//! request or a response (unless an opt-in insight asks it to: see `insights`), never
+//! fails one, and never does I/O, takes a lock (intent capture aside: a read of the tools
+//! that have the argument of their own), or serialises an event: finished exchanges go
+//! to the worker with a `try_send`.
 
 mod future;
 mod open;

@@ -5,7 +5,8 @@
 //! Owns the moment a request becomes an [`Exchange`]: its calls (from the body, or from
 //! the `Mcp-Method` / `Mcp-Name` headers when the body was not read), the share of the
 //! in-flight budget their arguments hold, and the request facts the hooks give. Never
-//! changes the request, never blocks, and counts what it cannot keep.
+//! changes the request (but for what an opt-in insight takes out of it, or answers
+//! itself), never blocks, and counts what it cannot keep.
 
 use std::pin::Pin;
 use std::sync::Arc;
