@@ -10,7 +10,9 @@
 //!
 //! The `tools_list_100` group answers a `tools/list` request with 100 tools (as JSON, and
 //! as one SSE event): bare, behind the layer with its defaults, and with intent capture
-//! and the virtual tool on, which rewrite the answer.
+//! and the virtual tool on, which rewrite the answer; each with the worker on the same
+//! thread (all the CPU) and on a thread of its own (`request_path`: the request path, where
+//! the rewrite runs, alone).
 //!
 //! ```text
 //! cargo bench --bench layer
@@ -237,6 +239,13 @@ fn bench_tools_list(c: &mut Criterion) {
             .missing_tools(MissingTools::new())
             .build()
     });
+    // Workers on threads of their own: the request path alone (the rewrite runs there).
+    let defaults_path = AnalyticsLayer::new(Discard);
+    let insights_path = AnalyticsLayer::builder()
+        .sink(Discard)
+        .capture_intent(IntentCapture::new())
+        .missing_tools(MissingTools::new())
+        .build();
     let mut group = c.benchmark_group("tools_list_100");
     for (name, sse) in [("json", false), ("sse", true)] {
         let inner = FixedServer {
@@ -253,6 +262,16 @@ fn bench_tools_list(c: &mut Criterion) {
         });
         let layered = insights.layer(inner);
         group.bench_function(BenchmarkId::new("analytics_intent_rewrite", name), |b| {
+            b.to_async(&runtime)
+                .iter(|| call(layered.clone(), LIST_REQUEST))
+        });
+        let layered = defaults_path.layer(inner);
+        group.bench_function(BenchmarkId::new("request_path", name), |b| {
+            b.to_async(&runtime)
+                .iter(|| call(layered.clone(), LIST_REQUEST))
+        });
+        let layered = insights_path.layer(inner);
+        group.bench_function(BenchmarkId::new("request_path_intent_rewrite", name), |b| {
             b.to_async(&runtime)
                 .iter(|| call(layered.clone(), LIST_REQUEST))
         });

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::Insights;
 use super::edits::{Edits, remove_member};
-use crate::protocol::jsonrpc::RequestId;
+use crate::protocol::jsonrpc::{ClientBody, ClientMessage, RequestId};
 use crate::protocol::members::{Members, offset_in};
 
 /// A request body with the intent argument taken out of its calls.
@@ -21,6 +21,32 @@ pub(crate) struct StrippedCalls {
     pub(crate) body: Bytes,
     /// Per call changed: its id and the intent taken out.
     pub(crate) calls: Vec<(Option<RequestId>, String)>,
+}
+
+impl StrippedCalls {
+    /// Gives each call of `messages` (read from the stripped body) its intent, matched by
+    /// request id.
+    pub(crate) fn give_intents(self, messages: &mut [ClientMessage]) {
+        for (id, intent) in self.calls {
+            if let Some(message) = messages
+                .iter_mut()
+                .find(|m| &*m.method == "tools/call" && m.id == id && m.intent.is_none())
+            {
+                message.intent = Some(intent.into_boxed_str());
+            }
+        }
+    }
+}
+
+/// What the insights make of one request body.
+#[derive(Debug, Default)]
+pub(crate) struct RequestStep {
+    /// The body without the intent argument, when a call carried one.
+    pub(crate) stripped: Option<StrippedCalls>,
+    /// The `tools/list` requests whose answers are rewritten.
+    pub(crate) listing: Option<Vec<RequestId>>,
+    /// The layer's own answer, for a call of the virtual tool.
+    pub(crate) answer: Option<Bytes>,
 }
 
 /// A call of the virtual tool, to be answered by the layer.
@@ -33,6 +59,43 @@ pub(crate) struct VirtualCall {
 }
 
 impl Insights {
+    /// Reads a request body already parsed into `parsed`: which answers to rewrite, and
+    /// either the layer's own answer (the messages are marked as the virtual call) or the
+    /// body without the intent argument. `modern`: the request's protocol version header
+    /// names 2026-07-28 or later.
+    pub(crate) fn read_request(
+        &self,
+        parsed: &mut ClientBody,
+        body: &[u8],
+        modern: bool,
+    ) -> RequestStep {
+        let mut step = RequestStep::default();
+        let lists: Vec<RequestId> = parsed
+            .messages
+            .iter()
+            .filter(|m| &*m.method == "tools/list")
+            .filter_map(|m| m.id.clone())
+            .collect();
+        if !lists.is_empty() {
+            step.listing = Some(lists);
+        }
+        if !parsed.messages.iter().any(|m| &*m.method == "tools/call") {
+            return step;
+        }
+        if !parsed.batch
+            && let Some(call) = self.virtual_call(body, modern)
+        {
+            for message in &mut parsed.messages {
+                message.virtual_call = true;
+                message.intent = call.request.as_deref().map(Box::from);
+            }
+            step.answer = Some(call.answer);
+            return step;
+        }
+        step.stripped = self.strip_intents(body);
+        step
+    }
+
     /// `body` without the intent argument in its `tools/call` requests; `None` when no
     /// call carries one (or the body cannot be read).
     pub(crate) fn strip_intents(&self, body: &[u8]) -> Option<StrippedCalls> {

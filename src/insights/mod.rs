@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-pub(crate) use calls::{StrippedCalls, is_modern};
+pub(crate) use calls::is_modern;
 pub(crate) use listing::Listing;
 
 /// Most tool names remembered as taking the intent argument themselves.

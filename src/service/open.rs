@@ -22,8 +22,8 @@ use crate::body::{Capture, Captured, ReplayBody};
 use crate::exchange::retention::{COPY_AT_MOST, Reserved};
 use crate::exchange::{Exchange, RequestInfo};
 use crate::hooks::RequestView;
-use crate::insights::{Insights, StrippedCalls, is_modern};
-use crate::protocol::jsonrpc::{ClientBody, ClientMessage, RequestId, parse_client_body};
+use crate::insights::is_modern;
+use crate::protocol::jsonrpc::{ClientMessage, RequestId, parse_client_body};
 use crate::stats::DropReason;
 
 /// Everything needed to call the inner service once the body has been read.
@@ -58,11 +58,11 @@ where
                 let mut parsed = parse_client_body(&body, shared.limits.max_calls_per_request);
                 if let (Some(insights), Some(found)) = (&shared.insights, &mut parsed) {
                     let modern = self.info.protocol_version.as_deref().is_some_and(is_modern);
-                    let step = Insight::read(insights, found, &body, modern);
+                    let step = insights.read_request(found, &body, modern);
                     listing = step.listing;
                     answer = step.answer;
                     if let Some(stripped) = step.stripped {
-                        body = stripped.body;
+                        body = stripped.body.clone();
                         if self.parts.headers.contains_key(CONTENT_LENGTH) {
                             let length = HeaderValue::from(body.len());
                             self.parts.headers.insert(CONTENT_LENGTH, length);
@@ -71,7 +71,7 @@ where
                             parse_client_body(&body, shared.limits.max_calls_per_request)
                                 .map(|p| p.messages)
                                 .unwrap_or_default();
-                        set_intents(&mut found.messages, stripped.calls);
+                        stripped.give_intents(&mut found.messages);
                     }
                 }
                 let exchange = match parsed {
@@ -138,56 +138,6 @@ pub(crate) enum Opened<F> {
         answer: Bytes,
         exchange: Option<Exchange>,
     },
-}
-
-/// What the insights make of a parsed request body.
-#[derive(Default)]
-struct Insight {
-    stripped: Option<StrippedCalls>,
-    listing: Option<Vec<RequestId>>,
-    answer: Option<Bytes>,
-}
-
-impl Insight {
-    fn read(insights: &Insights, parsed: &mut ClientBody, body: &Bytes, modern: bool) -> Self {
-        let mut step = Self::default();
-        let lists: Vec<RequestId> = parsed
-            .messages
-            .iter()
-            .filter(|m| &*m.method == "tools/list")
-            .filter_map(|m| m.id.clone())
-            .collect();
-        if !lists.is_empty() {
-            step.listing = Some(lists);
-        }
-        if !parsed.messages.iter().any(|m| &*m.method == "tools/call") {
-            return step;
-        }
-        if !parsed.batch
-            && let Some(call) = insights.virtual_call(body, modern)
-        {
-            for message in &mut parsed.messages {
-                message.virtual_call = true;
-                message.intent = call.request.as_deref().map(Box::from);
-            }
-            step.answer = Some(call.answer);
-            return step;
-        }
-        step.stripped = insights.strip_intents(body);
-        step
-    }
-}
-
-/// Gives each call its intent, matched by request id.
-fn set_intents(messages: &mut [ClientMessage], calls: Vec<(Option<RequestId>, String)>) {
-    for (id, intent) in calls {
-        if let Some(message) = messages
-            .iter_mut()
-            .find(|m| &*m.method == "tools/call" && m.id == id && m.intent.is_none())
-        {
-            message.intent = Some(intent.into_boxed_str());
-        }
-    }
 }
 
 /// Keeps of each call's arguments only what the budget for calls in flight allows: small
