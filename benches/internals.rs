@@ -16,6 +16,9 @@
 //! cargo bench --bench internals
 //! ```
 
+#[path = "support/listing.rs"]
+mod listing;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -200,24 +203,7 @@ fn payloads(c: &mut Criterion) {
 fn rewrites(c: &mut Criterion) {
     let mut group = c.benchmark_group("insights");
     let rewrites = Rewrites::new();
-    let tools: Vec<serde_json::Value> = (0..100)
-        .map(|n| {
-            serde_json::json!({
-                "name": format!("tool_{n}"),
-                "description": "Look something up in the catalogue and return what matches.",
-                "inputSchema": {
-                    "type": "object",
-                    "properties": {
-                        "query": { "type": "string", "description": "What to look for" },
-                        "limit": { "type": "integer", "format": "uint32", "minimum": 0 }
-                    },
-                    "required": ["query"]
-                }
-            })
-        })
-        .collect();
-    let answer =
-        serde_json::json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": tools } }).to_string();
+    let answer = listing::hundred_tools(1);
     assert!(rewrites.tools_list(answer.as_bytes()) > answer.len());
     group.throughput(Throughput::Bytes(answer.len() as u64));
     group.bench_function("tools_list_100_rewrite", |b| {

@@ -18,6 +18,9 @@
 //! cargo bench --bench layer
 //! ```
 
+#[path = "support/listing.rs"]
+mod listing;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
@@ -201,28 +204,6 @@ fn bench_layer(c: &mut Criterion) {
     );
 }
 
-/// A `tools/list` answer of 100 tools, each with a two-argument schema, as rmcp writes it.
-fn hundred_tools() -> &'static str {
-    let tools: Vec<serde_json::Value> = (0..100)
-        .map(|n| {
-            serde_json::json!({
-                "name": format!("tool_{n}"),
-                "description": "Look something up in the catalogue and return what matches.",
-                "inputSchema": {
-                    "type": "object",
-                    "properties": {
-                        "query": { "type": "string", "description": "What to look for" },
-                        "limit": { "type": "integer", "format": "uint32", "minimum": 0 }
-                    },
-                    "required": ["query"]
-                }
-            })
-        })
-        .collect();
-    let answer = serde_json::json!({ "jsonrpc": "2.0", "id": 42, "result": { "tools": tools } });
-    Box::leak(answer.to_string().into_boxed_str())
-}
-
 const LIST_REQUEST: &str = r#"{"jsonrpc":"2.0","id":42,"method":"tools/list","params":{}}"#;
 
 fn bench_tools_list(c: &mut Criterion) {
@@ -230,7 +211,7 @@ fn bench_tools_list(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let listing = hundred_tools();
+    let listing: &'static str = Box::leak(listing::hundred_tools(42).into_boxed_str());
     let defaults = runtime.block_on(async { AnalyticsLayer::new(Discard) });
     let insights = runtime.block_on(async {
         AnalyticsLayer::builder()

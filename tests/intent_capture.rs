@@ -31,7 +31,7 @@ use tower_mcp_analytics::insights::{IntentCapture, MISSING_CAPABILITY_EVENT, Mis
 use tower_mcp_analytics::{AnalyticsLayer, Event, MemorySink, ReplayBody};
 
 use common::Mode;
-use recording_server::Received;
+use recording_server::{Received, received_by};
 
 /// The recording server in `mode` behind `layer` (or bare).
 async fn serve(mode: Mode, layer: Option<AnalyticsLayer>) -> (common::Server, Received) {
@@ -50,16 +50,6 @@ fn insights_layer(sink: &MemorySink) -> AnalyticsLayer {
         .capture_intent(IntentCapture::new().exclude_tools(["search_excluded"]))
         .missing_tools(MissingTools::new().answer("Noted: no such tool yet."))
         .build()
-}
-
-fn received_by(received: &Received, tool: &str) -> Vec<Value> {
-    received
-        .lock()
-        .expect("not poisoned")
-        .iter()
-        .filter(|(name, _)| name == tool)
-        .map(|(_, args)| Value::Object(args.clone()))
-        .collect()
 }
 
 fn event_of<'a>(events: &'a [Event], tool: &str) -> Vec<&'a Event> {

@@ -30,7 +30,7 @@ use tower_mcp_analytics::{
 
 use common::Mode;
 use python_sdk::Era;
-use recording_server::Received;
+use recording_server::{Received, received_by};
 
 /// The argument intent capture adds to every tool.
 const CONTEXT: &str = "context";
@@ -52,17 +52,6 @@ async fn server(mode: Mode) -> (common::Server, AnalyticsLayer, MemorySink, Rece
         .layer(layer.clone());
     let server = common::spawn_router(mode, router).await;
     (server, layer, sink, received)
-}
-
-/// The arguments each call of `tool` reached the server with.
-fn received_by(received: &Received, tool: &str) -> Vec<Value> {
-    received
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter(|(name, _)| name == tool)
-        .map(|(_, arguments)| Value::Object(arguments.clone()))
-        .collect()
 }
 
 fn tool_calls<'a>(events: &'a [Event], tool: &str) -> Vec<&'a Event> {

@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rmcp::{
     ServerHandler,
@@ -108,4 +108,15 @@ pub fn service(
         config,
     );
     (service, received)
+}
+
+/// The arguments each call of `tool` reached the server with, in order.
+pub fn received_by(received: &Received, tool: &str) -> Vec<serde_json::Value> {
+    received
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|(name, _)| name == tool)
+        .map(|(_, arguments)| serde_json::Value::Object(arguments.clone()))
+        .collect()
 }
