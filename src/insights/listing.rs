@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use super::edits::{Edits, insert_first};
 use super::{Insights, json_string};
 use crate::protocol::jsonrpc::{RequestId, Responses};
-use crate::protocol::members::{Members, offset_in};
+use crate::protocol::members::{Members, listed_tools, offset_in};
 
 /// What [`Insights::rewrite_listing`] made of a payload.
 #[derive(Debug, Default)]
@@ -51,12 +51,9 @@ impl Insights {
     fn rewrite_result(&self, text: &str, result: &RawValue, edits: &mut Edits) -> Option<()> {
         let members = Members::read(result.get())?;
         let tools_raw = members.get("tools")?;
-        let tools = serde_json::from_str::<Vec<&RawValue>>(tools_raw.get()).ok()?;
+        let tools = listed_tools(tools_raw.get())?;
         for tool in &tools {
-            let Some(tool) = Members::read(tool.get()) else {
-                continue;
-            };
-            let Some(name) = tool.text("name") else {
+            let Some(name) = &tool.name else {
                 continue;
             };
             if let Some(missing) = &self.missing
@@ -67,9 +64,10 @@ impl Insights {
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             if let Some(intent) = &self.intent
-                && !intent.excluded.contains(&*name)
+                && !intent.excluded.contains(&**name)
+                && let Some(schema) = tool.input_schema
             {
-                self.add_intent(text, &name, &tool, edits);
+                self.add_intent(text, name, schema, edits);
             }
         }
         let last_page = members.get("nextCursor").is_none_or(|c| c.get() == "null");
@@ -91,11 +89,10 @@ impl Insights {
         &self,
         text: &str,
         name: &str,
-        tool: &Members<'_>,
+        schema_raw: &RawValue,
         edits: &mut Edits,
     ) -> Option<()> {
         let intent = self.intent.as_ref()?;
-        let schema_raw = tool.get("inputSchema")?;
         let schema = Members::read(schema_raw.get())?;
         match schema.get("properties") {
             Some(properties_raw) => {

@@ -12,6 +12,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use super::wire::{Lenient, WireTool};
+
 /// An object's members, in order. Duplicate keys are all kept.
 pub(crate) struct Members<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
 
@@ -37,6 +39,28 @@ impl<'a> Members<'a> {
             Err(_) => None,
         }
     }
+}
+
+/// One tool of a `tools/list` result: its name and its `inputSchema`, verbatim.
+pub(crate) struct ListedTool<'a> {
+    pub(crate) name: Option<Cow<'a, str>>,
+    pub(crate) input_schema: Option<&'a RawValue>,
+}
+
+/// The tools of a `tools` array, read in one pass (entries that are not objects are
+/// skipped); `None` when it is not an array.
+pub(crate) fn listed_tools(tools: &str) -> Option<Vec<ListedTool<'_>>> {
+    let tools = serde_json::from_str::<Vec<Lenient<WireTool<'_>>>>(tools).ok()?;
+    Some(
+        tools
+            .into_iter()
+            .filter_map(|tool| tool.0)
+            .map(|tool| ListedTool {
+                name: tool.name.and_then(|name| name.0),
+                input_schema: tool.input_schema,
+            })
+            .collect(),
+    )
 }
 
 /// Where `inner` (a slice of `outer`) starts in `outer`.

@@ -161,6 +161,14 @@ wire_struct! {
 }
 
 wire_struct! {
+    /// A tool of a `tools/list` result, for its name and where its schema is.
+    struct WireTool<'a> {
+        name: Text<'a> = "name",
+        input_schema: &'a RawValue = "inputSchema",
+    }
+}
+
+wire_struct! {
     /// A content block, for its text.
     struct WireTextBlock<'a> {
         kind: Text<'a> = "type",
