@@ -16,16 +16,21 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::response::Parts;
 use http_body::Frame;
 
-use crate::insights::Listing;
+use crate::insights::{Insights, Listing};
 use crate::protocol::jsonrpc::RequestId;
 use crate::protocol::mcp;
-use crate::service::Shared;
 
 /// A response body's rewrite in progress.
 pub(crate) struct Rewriter {
     mode: Mode,
     /// Frames ready to go out, in order.
     out: VecDeque<Frame<Bytes>>,
+}
+
+/// What a listing is rewritten with, and how much of it may be held.
+struct Target {
+    insights: Arc<Insights>,
+    limit: usize,
 }
 
 enum Mode {
@@ -35,13 +40,13 @@ enum Mode {
     Json {
         held: BytesMut,
         ids: Vec<RequestId>,
-        shared: Arc<Shared>,
+        to: Target,
     },
     /// An SSE stream held event by event until the answer went by.
     Sse {
         held: BytesMut,
         ids: Vec<RequestId>,
-        shared: Arc<Shared>,
+        to: Target,
     },
     /// Nothing (more) to change.
     Through,
@@ -76,18 +81,22 @@ impl Rewriter {
     pub(crate) fn listing(
         head: &mut Parts,
         ids: Vec<RequestId>,
-        shared: &Arc<Shared>,
+        insights: &Arc<Insights>,
+        limit: usize,
     ) -> Option<Self> {
         if !head.status.is_success() || mcp::is_encoded(head.headers.get(CONTENT_ENCODING)) {
             return None;
         }
         let content_type = head.headers.get(CONTENT_TYPE);
-        let shared = Arc::clone(shared);
+        let to = Target {
+            insights: Arc::clone(insights),
+            limit,
+        };
         let held = BytesMut::new();
         let mode = if mcp::is_json(content_type) {
-            Mode::Json { held, ids, shared }
+            Mode::Json { held, ids, to }
         } else if mcp::is_event_stream(content_type) {
-            Mode::Sse { held, ids, shared }
+            Mode::Sse { held, ids, to }
         } else {
             return None;
         };
@@ -151,24 +160,24 @@ impl Rewriter {
         };
         match &mut self.mode {
             Mode::Own | Mode::Through => self.out.push_back(Frame::data(frame)),
-            Mode::Json { held, shared, .. } => {
+            Mode::Json { held, to, .. } => {
                 held.extend_from_slice(&frame);
-                if held.len() > shared.limits.response_capture_limit {
+                if held.len() > to.limit {
                     self.give_up();
                 }
             }
-            Mode::Sse { held, shared, ids } => {
+            Mode::Sse { held, to, ids } => {
                 held.extend_from_slice(&frame);
                 while let Some(end) = event_end(held) {
                     let event = held.split_to(end).freeze();
-                    let (bytes, answered) = rewrite_event(event, ids, shared);
+                    let (bytes, answered) = rewrite_event(event, ids, &to.insights);
                     self.out.push_back(Frame::data(bytes));
                     if answered {
                         self.give_up();
                         return;
                     }
                 }
-                if held.len() > shared.limits.response_capture_limit {
+                if held.len() > to.limit {
                     self.give_up();
                 }
             }
@@ -179,15 +188,12 @@ impl Rewriter {
     /// can be.
     pub(crate) fn finish(&mut self) {
         match std::mem::replace(&mut self.mode, Mode::Through) {
-            Mode::Json { held, ids, shared } => {
+            Mode::Json { held, ids, to } => {
                 let held = held.freeze();
                 if held.is_empty() {
                     return;
                 }
-                let insights = shared.insights.as_ref();
-                let Listing { rewritten, .. } = insights
-                    .map(|i| i.rewrite_listing(&held, &ids))
-                    .unwrap_or_default();
+                let Listing { rewritten, .. } = to.insights.rewrite_listing(&held, &ids);
                 self.out.push_back(Frame::data(rewritten.unwrap_or(held)));
             }
             Mode::Sse { held, .. } => {
@@ -240,7 +246,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 
 /// One complete SSE event: rewritten when its data answers one of `ids` and the answer
 /// changes, otherwise as it was; and whether it answered one.
-fn rewrite_event(event: Bytes, ids: &[RequestId], shared: &Shared) -> (Bytes, bool) {
+fn rewrite_event(event: Bytes, ids: &[RequestId], insights: &Insights) -> (Bytes, bool) {
     let mut others: Vec<&[u8]> = Vec::new();
     let mut data: Vec<u8> = Vec::new();
     let mut has_data = false;
@@ -258,9 +264,9 @@ fn rewrite_event(event: Bytes, ids: &[RequestId], shared: &Shared) -> (Bytes, bo
             _ => others.push(line),
         }
     }
-    let Some(insights) = shared.insights.as_ref().filter(|_| has_data) else {
+    if !has_data {
         return (event, false);
-    };
+    }
     let Listing {
         rewritten,
         answered,

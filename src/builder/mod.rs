@@ -217,7 +217,8 @@ impl AnalyticsLayerBuilder {
             counters,
         );
         let mut shared = Shared::new(self.limits, recorder, self.hooks, self.headers, self.clock);
-        shared.insights = crate::insights::Insights::new(self.intent, self.missing_tools);
+        shared.insights =
+            crate::insights::Insights::new(self.intent, self.missing_tools).map(Arc::new);
         #[cfg(feature = "otel")]
         {
             shared.ambient = ambient;

@@ -137,8 +137,9 @@ where
                             let limit = this.shared.limits.response_capture_limit;
                             let tap =
                                 exchange.and_then(|ex| ResponseTap::start(ex, &head, &body, limit));
-                            let rewrite = listing.and_then(|ids| {
-                                Rewriter::listing(&mut head, ids, this.shared).map(Box::new)
+                            let insights = this.shared.insights.as_ref();
+                            let rewrite = listing.zip(insights).and_then(|(ids, insights)| {
+                                Rewriter::listing(&mut head, ids, insights, limit).map(Box::new)
                             });
                             Ok(Response::from_parts(
                                 head,

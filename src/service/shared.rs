@@ -57,7 +57,7 @@ pub(crate) struct Shared {
     pub(crate) retention: Retention,
     clock: Option<Clock>,
     /// Intent capture and the virtual tool, when either is on.
-    pub(crate) insights: Option<crate::insights::Insights>,
+    pub(crate) insights: Option<Arc<crate::insights::Insights>>,
     /// Where the ambient trace context comes from, when OpenTelemetry is on.
     #[cfg(feature = "otel")]
     pub(crate) ambient: Option<crate::otel::AmbientFn>,
