@@ -54,7 +54,9 @@ pub const DEFAULT_MISSING_ANSWER: &str = "Thank you: the request was noted for t
 ///
 /// In a fleet, an instance takes the argument out of calls of every tool it has not seen
 /// listed with an argument of that name itself; exclude such tools (or choose another
-/// name) to be exact on instances that have not yet answered a `tools/list`.
+/// name) to be exact on instances that have not yet answered a `tools/list`. A call whose
+/// body is larger than the [capture limit](crate::AnalyticsLayerBuilder::capture_limit)
+/// is not read, so it reaches the server as sent.
 ///
 /// ```
 /// use tower_mcp_analytics::AnalyticsLayer;
