@@ -327,8 +327,12 @@ impl Worker {
                 self.built.push(build::events(finished, &self.privacy));
             }
             Envelope::Flush(ack) => self.flushes.push(ack),
-            // Forgotten once the events built before the end are enriched (`prepare`).
-            Envelope::SessionEnded(session) => self.ended.push(session),
+            // A shared store is told with the next batch; this instance forgets the
+            // session once the events built before the end are enriched (`prepare`).
+            Envelope::SessionEnded(session) => {
+                self.enricher.session_ending(&session);
+                self.ended.push(session);
+            }
         }
     }
 

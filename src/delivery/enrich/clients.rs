@@ -185,7 +185,7 @@ impl ClientDirectory {
 }
 
 /// The store key of a legacy session's client.
-fn session_key(session: &str) -> String {
+pub(super) fn session_key(session: &str) -> String {
     derived_id("cli", SESSION_DOMAIN, session.as_bytes())
 }
 

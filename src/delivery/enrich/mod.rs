@@ -80,12 +80,19 @@ impl Enricher {
     }
 
     /// A client ended its MCP session (DELETE with `Mcp-Session-Id`; `session` is the id
-    /// derived from it).
-    pub(crate) fn session_ended(&mut self, session: &str) {
-        let key = self.clients.forget_session(session);
+    /// derived from it): a shared store forgets its client with the next batch. This
+    /// instance keeps it until [`session_ended`](Self::session_ended), for the session's
+    /// events taken in before the end.
+    pub(crate) fn session_ending(&mut self, session: &str) {
         if self.sessions.store.shared() && self.forgotten.len() < MAX_FORGOTTEN {
-            self.forgotten.push(key);
+            self.forgotten.push(clients::session_key(session));
         }
+    }
+
+    /// The events taken in before a session's end are enriched: this instance forgets its
+    /// client.
+    pub(crate) fn session_ended(&mut self, session: &str) {
+        self.clients.forget_session(session);
     }
 
     /// Fills in client, user and session, adding identify events where a user is new or
