@@ -12,7 +12,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use super::wire::{Lenient, WireTool};
+use super::wire::{Lenient, Text, WireTool};
 
 /// An object's members, in order. Duplicate keys are all kept.
 pub(crate) struct Members<'a>(pub(crate) Vec<(Cow<'a, str>, &'a RawValue)>);
@@ -34,10 +34,7 @@ impl<'a> Members<'a> {
     /// The last value under `key` when it is a string, unescaped.
     pub(crate) fn text(&self, key: &str) -> Option<Cow<'a, str>> {
         let raw = self.get(key)?;
-        match serde_json::from_str::<Key<'a>>(raw.get()) {
-            Ok(Key(text)) => Some(text),
-            Err(_) => None,
-        }
+        serde_json::from_str::<Text<'a>>(raw.get()).ok()?.0
     }
 }
 
@@ -69,28 +66,6 @@ pub(crate) fn offset_in(outer: &str, inner: &str) -> Option<usize> {
     (start + inner.len() <= outer.len()).then_some(start)
 }
 
-/// A string read borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(s))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(s.to_owned()))
-            }
-        }
-        de.deserialize_str(KeyVisitor).map(Key)
-    }
-}
-
 impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
     fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
         struct MembersVisitor;
@@ -101,8 +76,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut members = Vec::new();
-                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-                    members.push((key, map.next_value::<&'de RawValue>()?));
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    let value = map.next_value::<&'de RawValue>()?;
+                    // Object keys are always strings.
+                    if let Some(key) = key {
+                        members.push((key, value));
+                    }
                 }
                 Ok(Members(members))
             }
